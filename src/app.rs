@@ -1,0 +1,103 @@
+//! Startup: open the store, build the service, bind the listener, serve until told to
+//! stop. `build` binds first and exposes the real port, so tests can use port 0.
+
+use crate::config::{Config, DatabaseUrl};
+use crate::http::{self, AppState};
+use crate::service::{self, Service};
+use crate::store::sqlite::SqliteStore;
+use crate::store::DynStore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Opens the store named by `TRADEAUTH_DATABASE_URL` and runs its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    match &config.database_url {
+        DatabaseUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+        DatabaseUrl::Postgres(_) => anyhow::bail!(
+            "TRADEAUTH_DATABASE_URL: the PostgreSQL backend is not available in this build yet; use sqlite://PATH"
+        ),
+    }
+}
+
+/// Builds the service on the configured store (the CLI uses this without serving).
+pub async fn build_service(config: Config) -> anyhow::Result<Arc<Service>> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    service::build(config, store).await
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    service: Arc<Service>,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listen = config.listen.clone();
+        let service = build_service(config).await?;
+        service.bootstrap_admin().await?;
+        let listener = TcpListener::bind(&listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("TRADEAUTH_LISTEN: cannot listen on {listen}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            service,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
+    /// Serves until `shutdown` resolves; in-flight requests finish first.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let background = service::background::spawn(self.service.clone());
+        let router = http::router(AppState {
+            service: self.service.clone(),
+        });
+        tracing::info!(
+            port = self.port,
+            dialect = self.service.config.dialect.as_str(),
+            "tradeauth listening"
+        );
+        let result = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        background.abort();
+        tracing::info!("tradeauth stopped");
+        Ok(result?)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,177 @@
+//! `/api/v1/admin/*`: tier 4 only (`MinTier<4>` on every handler).
+
+use super::auth::{NewUser, PageQuery};
+use super::error::ApiResult;
+use super::extract::{AppJson, AppPath, AppQuery, Ctx, MinTier};
+use super::views::{double_option, AdminUserBody, EventBody, ListBody, UserBody};
+use super::AppState;
+use crate::domain::{Tier, UserId};
+use crate::service::admin::AdminPatch;
+use crate::service::Error;
+use crate::store::{AuditQuery, UserQuery};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+type Admin = MinTier<4>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/users/{id}/unlock", post(unlock_user))
+        .route("/users/{id}/sessions", axum::routing::delete(revoke_user_sessions))
+        .route("/audit", get(query_audit))
+        .route("/signing-keys/rotate", post(rotate_signing_keys))
+}
+
+fn tier(n: Option<i64>) -> Result<Option<Tier>, Error> {
+    n.map(Tier::new).transpose().map_err(Error::from)
+}
+
+#[derive(Debug, Deserialize)]
+struct UserListQuery {
+    q: Option<String>,
+    tier: Option<i64>,
+    active: Option<bool>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _: Admin,
+    AppQuery(q): AppQuery<UserListQuery>,
+) -> ApiResult<Json<ListBody<AdminUserBody>>> {
+    let page = PageQuery { cursor: q.cursor, limit: q.limit }.page()?;
+    let query = UserQuery {
+        q: q.q.filter(|s| !s.trim().is_empty()),
+        tier: tier(q.tier)?,
+        active: q.active,
+    };
+    let paged = state.service.admin_list_users(query, page).await?;
+    Ok(Json(ListBody::from_paged(&paged, |x| AdminUserBody::from(x))))
+}
+
+#[derive(Debug, Deserialize)]
+struct AdminNewUser {
+    #[serde(flatten)]
+    user: NewUser,
+    permission_tier: Option<i64>,
+    is_verified: Option<bool>,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<AdminNewUser>,
+) -> ApiResult<Response> {
+    let tier = tier(body.permission_tier)?;
+    let user = state
+        .service
+        .admin_create_user(Some(admin.user_id), body.user.into_account(), tier, body.is_verified.unwrap_or(false), Some(&ctx))
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserBody::from(&user))).into_response())
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _: Admin,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<Json<AdminUserBody>> {
+    let user = state.service.admin_get_user(UserId(id)).await?;
+    Ok(Json(AdminUserBody::from(&user)))
+}
+
+#[derive(Debug, Deserialize)]
+struct AdminUserUpdate {
+    permission_tier: Option<i64>,
+    is_active: Option<bool>,
+    is_verified: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    full_name: Option<Option<String>>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<AdminUserUpdate>,
+) -> ApiResult<Json<AdminUserBody>> {
+    let patch = AdminPatch {
+        permission_tier: tier(body.permission_tier)?,
+        is_active: body.is_active,
+        is_verified: body.is_verified,
+        full_name: body.full_name,
+    };
+    let user = state.service.admin_patch_user(Some(admin.user_id), UserId(id), patch, Some(&ctx)).await?;
+    Ok(Json(AdminUserBody::from(&user)))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.service.admin_delete_user(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlock_user(
+    State(state): State<AppState>,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.service.admin_unlock_user(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.service.admin_revoke_sessions(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    user_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    since: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn query_audit(
+    State(state): State<AppState>,
+    _: Admin,
+    AppQuery(q): AppQuery<AuditParams>,
+) -> ApiResult<Json<ListBody<EventBody>>> {
+    let page = PageQuery { cursor: q.cursor, limit: q.limit }.page()?;
+    let query = AuditQuery {
+        user_id: q.user_id.map(UserId),
+        kind: q.kind.filter(|k| !k.is_empty()),
+        since: q.since,
+    };
+    let paged = state.service.admin_audit(query, page).await?;
+    Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
+}
+
+async fn rotate_signing_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+    let kid = state.service.rotate_signing_keys().await?;
+    Ok(Json(json!({ "kid": kid })))
+}

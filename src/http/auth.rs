@@ -1,0 +1,253 @@
+//! `/api/v1/auth/*` in the native dialect.
+
+use super::error::ApiResult;
+use super::extract::{presented, AppJson, AppPath, AppQuery, AuthUser, Ctx, MaybeJson, Presented};
+use super::views::{double_option, EventBody, ListBody, SessionBody, TokenBody, UserBody};
+use super::AppState;
+use crate::domain::Tier;
+use crate::service::auth::{LoginInput, NewAccount};
+use crate::service::{Caller, Error, PageRequest};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/register", post(register_user))
+        .route("/login", post(login_user))
+        .route("/refresh", post(refresh_tokens))
+        .route("/logout", post(logout_user))
+        .route("/logout-all", post(logout_everywhere))
+        .route("/me", get(get_me).patch(update_me))
+        .route("/password", post(change_password))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(revoke_session))
+        .route("/events", get(list_events))
+        .route("/verify", get(verify_caller))
+}
+
+fn secret(s: Option<String>) -> SecretString {
+    SecretString::from(s.unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewUser {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub username: Option<String>,
+    pub full_name: Option<String>,
+}
+
+impl NewUser {
+    pub fn into_account(self) -> NewAccount {
+        NewAccount {
+            email: self.email.unwrap_or_default(),
+            password: secret(self.password),
+            username: self.username,
+            full_name: self.full_name,
+        }
+    }
+}
+
+async fn register_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<NewUser>,
+) -> ApiResult<Response> {
+    let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
+    let body = json!({ "user": UserBody::from(&user), "verification_required": verification_required });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    #[serde(default)]
+    pub remember_me: Option<bool>,
+}
+
+async fn login_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<LoginRequest>,
+) -> ApiResult<Json<TokenBody>> {
+    let input = LoginInput {
+        identifier: body.username.or(body.email).unwrap_or_default(),
+        password: secret(body.password),
+        remember_me: body.remember_me.unwrap_or(false),
+    };
+    let issued = state.service.login(input, &ctx).await?;
+    Ok(Json(TokenBody::from(&issued)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+}
+
+async fn refresh_tokens(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<RefreshRequest>,
+) -> ApiResult<Json<TokenBody>> {
+    let token = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let issued = state.service.refresh(&token, &ctx).await?;
+    Ok(Json(TokenBody::from(&issued)))
+}
+
+async fn logout_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    MaybeJson(body): MaybeJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let token = body.and_then(|b| b.refresh_token);
+    state.service.logout(&caller, token.as_deref(), &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+) -> ApiResult<StatusCode> {
+    state.service.logout_all(&caller, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_me(State(state): State<AppState>, AuthUser(caller): AuthUser) -> ApiResult<Json<UserBody>> {
+    let user = state.service.me(&caller).await?;
+    Ok(Json(UserBody::from(&user)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProfileUpdate {
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub full_name: Option<Option<String>>,
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<ProfileUpdate>,
+) -> ApiResult<Json<UserBody>> {
+    let user = state
+        .service
+        .update_me(&caller, body.username, body.full_name, &ctx)
+        .await?;
+    Ok(Json(UserBody::from(&user)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    state
+        .service
+        .change_password(&caller, secret(body.current_password), secret(body.new_password), &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, Error> {
+        PageRequest::parse(self.cursor.as_deref(), self.limit)
+    }
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<SessionBody>>> {
+    let paged = state.service.list_sessions(&caller, q.page()?).await?;
+    Ok(Json(ListBody::from_paged(&paged, |x| SessionBody::from(x))))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.service.revoke_own_session(&caller, id, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_events(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<EventBody>>> {
+    let paged = state.service.own_events(&caller, q.page()?).await?;
+    Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyQuery {
+    pub token: Option<String>,
+    pub min_tier: Option<String>,
+}
+
+/// Forward-auth: 204 with the caller in `X-Auth-*` headers, or the usual 401/403.
+async fn verify_caller(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> ApiResult<Response> {
+    let min_tier = match q.min_tier.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<i64>()
+                .ok()
+                .and_then(|n| Tier::new(n).ok())
+                .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?,
+        ),
+    };
+    let caller: Caller = match (presented(&headers), q.token.as_deref()) {
+        (Presented::Bearer(t), _) => state.service.check_access_token(t)?,
+        (Presented::ApiKey(_), _) => return Err(Error::InvalidApiKey.into()),
+        (Presented::None, Some(t)) if !t.is_empty() => state.service.check_access_token(t)?,
+        (Presented::None, _) => return Err(Error::MissingToken.into()),
+    };
+    if let Some(min) = min_tier {
+        caller.require_tier(min)?;
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    let val = |s: String| HeaderValue::from_str(&s).expect("ids and numbers are valid header values");
+    h.insert("x-auth-user-id", val(caller.user_id.to_string()));
+    h.insert("x-auth-tier", val(caller.tier.to_string()));
+    h.insert("x-auth-role", HeaderValue::from_static(caller.tier.role().as_str()));
+    if let Some(sid) = caller.session_id() {
+        h.insert("x-auth-session-id", val(sid.to_string()));
+    }
+    Ok(res)
+}

@@ -1,0 +1,26 @@
+//! The native dialect (API.md; a superset of seed 001).
+
+use crate::service::Error;
+use serde_json::{json, Value};
+
+/// `{error, code}` plus `locked_until`, `retry_after` or `details` where API.md lists them.
+pub fn error_body(error: &Error) -> Value {
+    let mut body = json!({ "error": error.message(), "code": error.code() });
+    match error {
+        Error::AccountLocked { locked_until } => {
+            body["locked_until"] = json!(locked_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+        Error::RateLimited { retry_after } => {
+            body["retry_after"] = json!((*retry_after).max(1));
+        }
+        _ => {}
+    }
+    if let Some(details) = error.details() {
+        if details.is_empty() {
+            body["details"] = json!({ "body": error.message() });
+        } else {
+            body["details"] = json!(details);
+        }
+    }
+    body
+}

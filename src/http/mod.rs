@@ -1,0 +1,79 @@
+//! The HTTP layer: axum routes (one module per resource, each with `router()`), the
+//! extractors, the single error renderer, request logging and the dialects.
+//!
+//! Handlers only translate between HTTP and the service: they parse, call one use case,
+//! and shape the answer.
+
+pub mod admin;
+pub mod auth;
+pub mod dialect;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod views;
+
+use crate::config::Dialect;
+use crate::service::Service;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// Shared by every handler: the service (which holds config, store, keys, revocations).
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+impl AppState {
+    pub fn dialect(&self) -> Dialect {
+        self.service.config.dialect
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .nest("/auth", auth::router())
+        .nest("/admin", admin::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .layer(DefaultBodyLimit::max(state.service.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(middleware::from_fn(log_request))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// One log line per request: id, method, path (never the query string, which may carry a
+/// token), status and latency.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "tradeauth::http",
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = res.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}

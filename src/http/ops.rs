@@ -1,0 +1,42 @@
+//! Operations endpoints: liveness, readiness, the JWKS.
+
+use super::AppState;
+use crate::service::Error;
+use super::error::ApiResult;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(readiness))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when every store answers; 503 `unavailable` naming the one that does not.
+async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    match state.service.store.ping().await {
+        Ok(()) => Ok(Json(json!({ "status": "ready", "checks": { "database": "ok" } }))),
+        Err(e) => Err(Error::Unavailable(format!("database: {e}")).into()),
+    }
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let body = state.service.tokens.ring().current().jwks.to_vec();
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}

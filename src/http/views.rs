@@ -1,0 +1,193 @@
+//! Native JSON shapes of the domain objects (API.md field names).
+
+use crate::domain::{Session, User};
+use crate::service::admin::AdminUser;
+use crate::service::auth::{Issued, SessionView};
+use crate::service::Paged;
+use crate::store::AuditEvent;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// RFC 3339 UTC with milliseconds (`2024-01-15T10:30:00.000Z`), the one time format.
+pub fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+pub fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// "The user object".
+#[derive(Debug, Serialize)]
+pub struct UserBody {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub permission_tier: u8,
+    pub role: &'static str,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub mfa_enabled: bool,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserBody {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.0,
+            email: u.email.to_string(),
+            username: u.username.to_string(),
+            full_name: u.full_name.as_ref().map(|f| f.as_str().to_string()),
+            permission_tier: u.tier.get(),
+            role: u.tier.role().as_str(),
+            is_active: u.is_active,
+            is_verified: u.is_verified,
+            mfa_enabled: u.mfa_enabled,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// The user object with the lockout state admins see.
+#[derive(Debug, Serialize)]
+pub struct AdminUserBody {
+    #[serde(flatten)]
+    pub user: UserBody,
+    pub failed_login_count: u32,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl From<&AdminUser> for AdminUserBody {
+    fn from(a: &AdminUser) -> Self {
+        Self {
+            user: UserBody::from(&a.user),
+            failed_login_count: a.lockout.failed_login_count,
+            locked_until: a.lockout.locked_until,
+        }
+    }
+}
+
+/// Login and refresh answer (seed 001's epoch-second expiries).
+#[derive(Debug, Serialize)]
+pub struct TokenBody {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub access_expires_at: i64,
+    pub refresh_token: String,
+    pub refresh_expires_at: i64,
+    pub permission_tier: u8,
+    pub user: UserBody,
+}
+
+impl From<&Issued> for TokenBody {
+    fn from(i: &Issued) -> Self {
+        Self {
+            access_token: i.access_token.clone(),
+            token_type: "bearer",
+            expires_in: i.expires_in,
+            access_expires_at: i.access_expires_at.timestamp(),
+            refresh_token: i.refresh_token.clone(),
+            refresh_expires_at: i.refresh_expires_at.timestamp(),
+            permission_tier: i.user.tier.get(),
+            user: UserBody::from(&i.user),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionBody {
+    pub id: Uuid,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub last_used_at: DateTime<Utc>,
+    /// When the session's current refresh token expires.
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+impl SessionBody {
+    pub fn new(s: &Session, current: bool) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.refresh_expires_at,
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            current,
+        }
+    }
+}
+
+impl From<&SessionView> for SessionBody {
+    fn from(v: &SessionView) -> Self {
+        Self::new(&v.session, v.current)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventBody {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditEvent> for EventBody {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind.clone(),
+            at: e.at,
+            ip: e.ip.clone(),
+            user_agent: e.user_agent.clone(),
+            actor_id: e.actor_id.map(|a| a.0),
+            details: e.details.clone(),
+        }
+    }
+}
+
+/// `{items, next_cursor}`.
+#[derive(Debug, Serialize)]
+pub struct ListBody<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListBody<T> {
+    pub fn from_paged<S>(p: &Paged<S>, f: impl for<'a> Fn(&'a S) -> T) -> Self {
+        Self {
+            items: p.items.iter().map(f).collect(),
+            next_cursor: p.next_cursor.clone(),
+        }
+    }
+}
+
+/// Deserialises a field that may be absent (`None`), null (`Some(None)`) or a value.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}

@@ -1,0 +1,175 @@
+//! Tier-4 use cases: user management, unlock, session revocation, the audit log, key
+//! rotation. The HTTP layer checks the tier; these check the business rules (the last
+//! active admin cannot be disabled, demoted or deleted).
+
+use super::auth::NewAccount;
+use super::{Error, PageRequest, Paged, RequestContext, Result, Service};
+use crate::domain::{FullName, Tier, User, UserId};
+use crate::store::{AuditEvent, AuditQuery, LockoutState, RevokeTarget, UserPatch, UserQuery};
+use chrono::Utc;
+use serde_json::json;
+
+/// A user with the lockout state admins see.
+#[derive(Debug, Clone)]
+pub struct AdminUser {
+    pub user: User,
+    pub lockout: LockoutState,
+}
+
+/// The admin PATCH body, parsed.
+#[derive(Debug, Default)]
+pub struct AdminPatch {
+    pub permission_tier: Option<Tier>,
+    pub is_active: Option<bool>,
+    pub is_verified: Option<bool>,
+    pub full_name: Option<Option<String>>,
+}
+
+fn user_key(id: UserId) -> String {
+    format!("user:{id}")
+}
+
+impl Service {
+    async fn with_lockout(&self, user: User) -> Result<AdminUser> {
+        let lockout = self.store.lockout_state(&user_key(user.id), Utc::now()).await?;
+        Ok(AdminUser { user, lockout })
+    }
+
+    pub async fn admin_list_users(&self, q: UserQuery, page: PageRequest) -> Result<Paged<AdminUser>> {
+        let rows = self.store.list_users(&q, page.store_page()).await?;
+        let paged = page.finish(rows, |u| u.id.0);
+        let mut items = Vec::with_capacity(paged.items.len());
+        for u in paged.items {
+            items.push(self.with_lockout(u).await?);
+        }
+        Ok(Paged {
+            items,
+            next_cursor: paged.next_cursor,
+        })
+    }
+
+    pub async fn admin_create_user(
+        &self,
+        actor: Option<UserId>,
+        input: NewAccount,
+        tier: Option<Tier>,
+        is_verified: bool,
+        ctx: Option<&RequestContext>,
+    ) -> Result<User> {
+        let tier = tier.unwrap_or(self.config.default_tier);
+        let user = self.create_account(input, tier, is_verified, false, true).await?;
+        self.audit(
+            "user.registered",
+            Some(user.id),
+            actor,
+            ctx,
+            json!({"by_admin": true, "permission_tier": tier.get()}),
+        )
+        .await;
+        Ok(user)
+    }
+
+    pub async fn admin_get_user(&self, id: UserId) -> Result<AdminUser> {
+        let user = self.user(id).await?;
+        self.with_lockout(user).await
+    }
+
+    /// Refuses a change that would leave no active tier-4 account.
+    async fn guard_last_admin(&self, target: &User, stays_admin: bool) -> Result<()> {
+        if target.tier == Tier::ADMIN && target.is_active && !stays_admin
+            && self.store.count_active_admins().await? <= 1
+        {
+            return Err(Error::LastAdmin);
+        }
+        Ok(())
+    }
+
+    pub async fn admin_patch_user(
+        &self,
+        actor: Option<UserId>,
+        id: UserId,
+        patch: AdminPatch,
+        ctx: Option<&RequestContext>,
+    ) -> Result<AdminUser> {
+        let before = self.user(id).await?;
+        let full_name = match patch.full_name {
+            Some(Some(f)) => Some(Some(FullName::parse(&f)?).filter(|f| !f.as_str().is_empty())),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let new_tier = patch.permission_tier.unwrap_or(before.tier);
+        let new_active = patch.is_active.unwrap_or(before.is_active);
+        self.guard_last_admin(&before, new_tier == Tier::ADMIN && new_active)
+            .await?;
+        let store_patch = UserPatch {
+            tier: patch.permission_tier,
+            is_active: patch.is_active,
+            is_verified: patch.is_verified,
+            full_name,
+            ..Default::default()
+        };
+        let after = self
+            .store
+            .update_user(id, &store_patch)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        // Disabling or lowering a tier takes effect at once: every session dies, so every
+        // access token carrying one is refused on the next check. Raising a tier waits for
+        // the next refresh.
+        if (before.is_active && !after.is_active) || after.tier < before.tier {
+            self.revoke(RevokeTarget::User { user: id, except: None }).await?;
+        }
+        let mut changes = serde_json::Map::new();
+        if before.tier != after.tier {
+            changes.insert("permission_tier".into(), json!({"from": before.tier.get(), "to": after.tier.get()}));
+        }
+        if before.is_active != after.is_active {
+            changes.insert("is_active".into(), json!(after.is_active));
+        }
+        if before.is_verified != after.is_verified {
+            changes.insert("is_verified".into(), json!(after.is_verified));
+        }
+        if before.full_name != after.full_name {
+            changes.insert("full_name".into(), json!(true));
+        }
+        if !changes.is_empty() {
+            self.audit("user.updated", Some(id), actor, ctx, json!({"changes": changes}))
+                .await;
+        }
+        self.with_lockout(after).await
+    }
+
+    pub async fn admin_delete_user(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+        let target = self.user(id).await?;
+        self.guard_last_admin(&target, false).await?;
+        self.revoke(RevokeTarget::User { user: id, except: None }).await?;
+        self.store.clear_attempts(&user_key(id)).await?;
+        if !self.store.delete_user(id).await? {
+            return Err(Error::NotFound("user"));
+        }
+        self.audit("user.updated", Some(id), actor, ctx, json!({"deleted": true, "email": target.email}))
+            .await;
+        Ok(())
+    }
+
+    pub async fn admin_unlock_user(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+        self.user(id).await?;
+        self.store.clear_attempts(&user_key(id)).await?;
+        self.audit("user.updated", Some(id), actor, ctx, json!({"unlocked": true}))
+            .await;
+        Ok(())
+    }
+
+    pub async fn admin_revoke_sessions(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+        self.user(id).await?;
+        let revoked = self.revoke(RevokeTarget::User { user: id, except: None }).await?;
+        self.audit("session.revoked", Some(id), actor, ctx, json!({"all": true, "sessions": revoked}))
+            .await;
+        Ok(())
+    }
+
+    pub async fn admin_audit(&self, q: AuditQuery, page: PageRequest) -> Result<Paged<AuditEvent>> {
+        let rows = self.store.list_events(&q, page.store_page()).await?;
+        Ok(page.finish(rows, |e| e.id))
+    }
+}

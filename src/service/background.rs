@@ -1,0 +1,54 @@
+//! Background loops of a running instance:
+//! - revocation catch-up: applies revocations other writers recorded (the CLI, other
+//!   instances) to this instance's list, every 250 ms, so a revocation anywhere takes
+//!   effect here within a second;
+//! - key reload every 10 s (a rotation elsewhere);
+//! - pruning of expired revocations, sessions and old audit events every minute.
+
+use super::Service;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            service.catch_up_revocations().await;
+            if n % 40 == 0 {
+                if let Err(e) = service.reload_keys().await {
+                    tracing::warn!(error = %e, "signing key reload failed");
+                }
+            }
+            if n % 240 == 0 {
+                let now = Utc::now();
+                let retention = chrono::Duration::from_std(service.config.audit_retention)
+                    .unwrap_or(chrono::Duration::days(90));
+                if let Err(e) = service.store.prune(now, now - retention).await {
+                    tracing::warn!(error = %e, "pruning failed");
+                }
+                service.revocations.prune(now);
+            }
+        }
+    })
+}
+
+impl Service {
+    /// Applies revocations recorded since the last one seen here.
+    pub async fn catch_up_revocations(&self) {
+        let since = self.revocations.last_seq();
+        match self.store.revocations_since(since, Utc::now()).await {
+            Ok(rows) if !rows.is_empty() => {
+                for sid in self.revocations.apply(&rows) {
+                    let _ = self.revoked_sessions.send(sid);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "revocation catch-up failed"),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The hot path of a token check: parse → verify → revocation lookup. No database.
+//!
+//! Every protected request and every `/auth/verify` runs this. It must stay readable top to
+//! bottom in a screenful; anything slow belongs elsewhere.
+
+use super::{Caller, Credential, Error, Result, Service};
+use crate::domain::{Tier, UserId};
+
+impl Service {
+    /// Checks a bearer access token and returns the caller it names.
+    pub fn check_access_token(&self, token: &str) -> Result<Caller> {
+        // 1. parse + 2. verify: signature, pinned alg, kid, typ, iss, aud, exp.
+        // A rotation on another instance promotes the standby key, which every instance
+        // already holds, so no reload is ever needed here (`background` reloads keys).
+        let claims = self.tokens.verify(token)?;
+        // 3. revocation lookup: the token itself (logout) or its session.
+        if self.revocations.is_revoked(&claims.jti, &claims.sid) {
+            return Err(Error::InvalidToken);
+        }
+        let tier = Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?;
+        Ok(Caller {
+            user_id: UserId(claims.sub),
+            tier,
+            credential: Credential::Session {
+                sid: claims.sid,
+                jti: claims.jti,
+                exp: claims.exp,
+            },
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! The one error enum of the service. Each variant is one row of API.md's error table;
+//! the HTTP layer turns it into a status and body in exactly one place.
+
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Validation {
+        message: String,
+        details: BTreeMap<String, String>,
+    },
+    #[error("authentication required")]
+    MissingToken,
+    #[error("the access token is invalid")]
+    InvalidToken,
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("the API key is invalid")]
+    InvalidApiKey,
+    #[error("a TOTP code is required")]
+    MfaRequired,
+    #[error("the TOTP code is invalid")]
+    InvalidMfaCode { at_login: bool },
+    #[error("the token is invalid, used or expired")]
+    InvalidMailToken,
+    #[error("this endpoint requires permission tier {required}")]
+    InsufficientTier { required: u8 },
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("the email address has not been verified")]
+    EmailNotVerified,
+    #[error("the password is incorrect")]
+    InvalidPassword,
+    #[error("registration is closed")]
+    RegistrationClosed,
+    #[error("API keys cannot be used for this endpoint; sign in with a session")]
+    ApiKeyNotAllowed,
+    #[error("this API key may not be used from this address")]
+    IpNotAllowed,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("an account with this email already exists")]
+    EmailExists,
+    #[error("this username is taken")]
+    UsernameExists,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    #[error("TOTP is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("the password does not meet the policy: {}", details.values().cloned().collect::<Vec<_>>().join("; "))]
+    WeakPassword { details: BTreeMap<String, String> },
+    #[error("{0}")]
+    TierNotAllowed(String),
+    #[error("this change would leave no active administrator")]
+    LastAdmin,
+    #[error("the account is temporarily locked after too many failed logins")]
+    AccountLocked { locked_until: DateTime<Utc> },
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("a backing store is unavailable; retry shortly")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The HTTP status of API.md's table.
+    pub fn status(&self) -> u16 {
+        use Error::*;
+        match self {
+            Validation { .. } | InvalidMailToken => 400,
+            InvalidMfaCode { at_login: false } => 400,
+            MissingToken | InvalidToken | TokenExpired | InvalidCredentials
+            | InvalidRefreshToken | RefreshTokenReused | InvalidApiKey | MfaRequired
+            | InvalidMfaCode { at_login: true } => 401,
+            InsufficientTier { .. } | AccountDisabled | EmailNotVerified | InvalidPassword
+            | RegistrationClosed | ApiKeyNotAllowed | IpNotAllowed => 403,
+            NotFound(_) => 404,
+            MethodNotAllowed => 405,
+            EmailExists | UsernameExists | IdempotencyConflict | MfaAlreadyEnabled => 409,
+            PayloadTooLarge => 413,
+            WeakPassword { .. } | TierNotAllowed(_) | LastAdmin => 422,
+            AccountLocked { .. } => 423,
+            RateLimited { .. } => 429,
+            Unavailable(_) => 503,
+            Internal(_) => 500,
+        }
+    }
+
+    /// The machine code of API.md's table.
+    pub fn code(&self) -> &'static str {
+        use Error::*;
+        match self {
+            Validation { .. } => "validation_error",
+            MissingToken => "missing_token",
+            InvalidToken => "invalid_token",
+            TokenExpired => "token_expired",
+            InvalidCredentials => "invalid_credentials",
+            InvalidRefreshToken => "invalid_refresh_token",
+            RefreshTokenReused => "refresh_token_reused",
+            InvalidApiKey => "invalid_api_key",
+            MfaRequired => "mfa_required",
+            InvalidMfaCode { .. } => "invalid_mfa_code",
+            InvalidMailToken => "invalid_mail_token",
+            InsufficientTier { .. } => "insufficient_tier",
+            AccountDisabled => "account_disabled",
+            EmailNotVerified => "email_not_verified",
+            InvalidPassword => "invalid_password",
+            RegistrationClosed => "registration_closed",
+            ApiKeyNotAllowed => "api_key_not_allowed",
+            IpNotAllowed => "ip_not_allowed",
+            NotFound(_) => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            EmailExists => "email_exists",
+            UsernameExists => "username_exists",
+            IdempotencyConflict => "idempotency_conflict",
+            MfaAlreadyEnabled => "mfa_already_enabled",
+            PayloadTooLarge => "payload_too_large",
+            WeakPassword { .. } => "weak_password",
+            TierNotAllowed(_) => "tier_not_allowed",
+            LastAdmin => "last_admin",
+            AccountLocked { .. } => "account_locked",
+            RateLimited { .. } => "rate_limited",
+            Unavailable(_) => "unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message shown to the caller (never internals).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error".into(),
+            Error::Unavailable(_) => "a backing store is unavailable; retry shortly".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn details(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Error::Validation { details, .. } | Error::WeakPassword { details } => Some(details),
+            _ => None,
+        }
+    }
+
+    /// A 400 for one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::Validation {
+            message: message.clone(),
+            details: BTreeMap::from([(field.to_string(), message)]),
+        }
+    }
+
+    /// Whether this rejects a presented token or key (RFC 6750 `error="invalid_token"`).
+    pub fn rejects_credential(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidToken | Error::TokenExpired | Error::InvalidApiKey
+        )
+    }
+
+    /// The status of a framework rejection mapped to our code, for responses we did not
+    /// produce ourselves (routing, body limits).
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            404 => Error::NotFound("resource"),
+            405 => Error::MethodNotAllowed,
+            413 => Error::PayloadTooLarge,
+            401 => Error::MissingToken,
+            400 | 415 | 422 => Error::Validation {
+                message: "the request is malformed".into(),
+                details: BTreeMap::new(),
+            },
+            408 | 503 | 504 => Error::Unavailable(format!("status {status}")),
+            _ => Error::Internal(format!("status {status}")),
+        }
+    }
+}
+
+impl From<crate::domain::FieldError> for Error {
+    fn from(e: crate::domain::FieldError) -> Self {
+        Error::field(e.field, e.message)
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Conflict("email") => Error::EmailExists,
+            StoreError::Conflict(_) => Error::UsernameExists,
+            StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::Other(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<crate::tokens::TokenError> for Error {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        match e {
+            crate::tokens::TokenError::Invalid => Error::InvalidToken,
+            crate::tokens::TokenError::Expired => Error::TokenExpired,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(format!("{e:#}"))
+    }
+}

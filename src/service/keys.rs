@@ -1,0 +1,105 @@
+//! Signing-key lifecycle: created at first start, kept in the store so every instance
+//! shares them, rotated by `tradeauth keys rotate` or the admin API.
+
+use super::{Result, Service};
+use crate::config::Config;
+use crate::store::DynStore;
+use crate::tokens::keys::{generate, KeySet};
+use crate::tokens::{JwtAlg, KeyRing, KeyState, StoredKey};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+
+fn retire_until(config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + config.access_ttl_chrono() + chrono::Duration::seconds(5)
+}
+
+/// Makes sure an active and a standby key of the configured algorithm exist; keys of
+/// another algorithm (after a change of `jwt_alg`) are retired.
+async fn ensure_keys(config: &Config, store: &DynStore) -> anyhow::Result<Vec<StoredKey>> {
+    let alg = config.jwt_alg;
+    let now = Utc::now();
+    let keys = store.signing_keys().await?;
+    let live = |state| keys.iter().any(|k| k.alg == alg && k.state == state);
+    let mut changes = Vec::new();
+    if !live(KeyState::Active) {
+        for k in keys.iter().filter(|k| k.alg != alg && k.state != KeyState::Retired) {
+            let mut k = k.clone();
+            k.state = KeyState::Retired;
+            k.retire_at = Some(retire_until(config, now));
+            changes.push(k);
+        }
+        changes.push(generate(alg, KeyState::Active, now)?);
+    }
+    if !live(KeyState::Standby) {
+        changes.push(generate(alg, KeyState::Standby, now)?);
+    }
+    if !changes.is_empty() {
+        store.save_signing_keys(&changes).await?;
+    }
+    Ok(store.signing_keys().await?)
+}
+
+fn key_set(config: &Config, keys: &[StoredKey]) -> anyhow::Result<KeySet> {
+    KeySet::from_stored(config.jwt_alg, keys, Utc::now())
+}
+
+/// The key ring of a starting instance.
+pub async fn load_or_create(config: &Config, store: &DynStore) -> anyhow::Result<Arc<KeyRing>> {
+    let set = match (config.jwt_alg, &config.jwt_secret) {
+        (JwtAlg::HS256, Some(secret)) => KeySet::from_secret(secret.expose_secret().as_bytes()),
+        (JwtAlg::HS256, None) => anyhow::bail!("HS256 needs TRADEAUTH_JWT_SECRET"),
+        _ => key_set(config, &ensure_keys(config, store).await?)?,
+    };
+    Ok(Arc::new(KeyRing::new(config.jwt_alg, set)))
+}
+
+/// Rotates: the standby becomes active, the active one is retired (published until its
+/// tokens expire), a new standby is made. Returns the new active `kid`.
+pub async fn rotate(config: &Config, store: &DynStore) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        config.jwt_alg != JwtAlg::HS256,
+        "HS256 uses a shared secret; rotate it by changing TRADEAUTH_JWT_SECRET"
+    );
+    let keys = ensure_keys(config, store).await?;
+    let now = Utc::now();
+    let alg = config.jwt_alg;
+    let mut changes = Vec::new();
+    let mut new_active = None;
+    for k in keys.iter().filter(|k| k.alg == alg) {
+        let mut k = k.clone();
+        match k.state {
+            KeyState::Active => {
+                k.state = KeyState::Retired;
+                k.retire_at = Some(retire_until(config, now));
+            }
+            KeyState::Standby if new_active.is_none() => {
+                k.state = KeyState::Active;
+                new_active = Some(k.kid.clone());
+            }
+            _ => continue,
+        }
+        changes.push(k);
+    }
+    changes.push(generate(alg, KeyState::Standby, now)?);
+    store.save_signing_keys(&changes).await?;
+    new_active.ok_or_else(|| anyhow::anyhow!("no standby key to promote"))
+}
+
+impl Service {
+    /// Rereads the keys from the store (after a rotation here or on another instance).
+    pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        if self.config.jwt_alg == JwtAlg::HS256 {
+            return Ok(());
+        }
+        let keys = self.store.signing_keys().await?;
+        self.tokens.ring().replace(key_set(&self.config, &keys)?);
+        Ok(())
+    }
+
+    pub async fn rotate_signing_keys(&self) -> Result<String> {
+        let kid = rotate(&self.config, &self.store).await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+}

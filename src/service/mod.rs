@@ -1,0 +1,257 @@
+//! The use cases: register, login, refresh, logout, password change, sessions, admin.
+//! They decide; the HTTP layer above and the store below only translate.
+//!
+//! Layout:
+//! - `error`: the one error enum of the service;
+//! - `passwords`: Argon2id on a bounded pool;
+//! - `check`: the hot path of a token check (parse → verify → revocation lookup);
+//! - `auth`: the account's own use cases; `admin`: tier-4 use cases;
+//! - `keys`: signing-key lifecycle; `bootstrap`: the `ADMIN_EMAIL` account;
+//! - `background`: revocation catch-up and pruning loops.
+
+pub mod admin;
+pub mod auth;
+pub mod background;
+pub mod bootstrap;
+pub mod check;
+pub mod error;
+pub mod keys;
+pub mod passwords;
+
+pub use error::{Error, Result};
+
+use crate::config::Config;
+use crate::domain::lockout::{LockoutPolicy, LockoutScope};
+use crate::domain::{Tier, User, UserId};
+use crate::store::revocation::RevocationList;
+use crate::store::{AuditEvent, DynStore, Page};
+use crate::tokens::{RefreshSecret, TokenIssuer};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Who is calling and from where, as the HTTP layer saw it.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of a session.
+    Session { sid: Uuid, jti: Uuid, exp: i64 },
+    /// An API key.
+    ApiKey { key_id: Uuid },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: UserId,
+    /// The effective tier of this credential.
+    pub tier: Tier,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::Session { sid, .. } => Some(sid),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+
+    /// Refuses API keys where only a session may act (keys, sessions, password, MFA).
+    pub fn require_session(&self) -> Result<(Uuid, Uuid, i64)> {
+        match self.credential {
+            Credential::Session { sid, jti, exp } => Ok((sid, jti, exp)),
+            Credential::ApiKey { .. } => Err(Error::ApiKeyNotAllowed),
+        }
+    }
+
+    pub fn require_tier(&self, min: Tier) -> Result<()> {
+        if self.tier >= min {
+            Ok(())
+        } else {
+            Err(Error::InsufficientTier {
+                required: min.get(),
+            })
+        }
+    }
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A requested page, parsed from `?cursor=&limit=`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+impl PageRequest {
+    pub const DEFAULT: u32 = 50;
+    pub const MAX: u32 = 200;
+
+    pub fn parse(cursor: Option<&str>, limit: Option<i64>) -> Result<Self> {
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                B64.decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| Uuid::parse_str(&s).ok())
+                    .ok_or_else(|| Error::field("cursor", "cursor is not valid"))?,
+            ),
+        };
+        let limit = match limit {
+            None => Self::DEFAULT,
+            Some(n) if n < 1 => return Err(Error::field("limit", "limit must be at least 1")),
+            Some(n) => n.min(Self::MAX as i64) as u32,
+        };
+        Ok(Self { after, limit })
+    }
+
+    /// The store page: one extra row tells whether a next page exists.
+    fn store_page(&self) -> Page {
+        Page {
+            after: self.after,
+            limit: self.limit + 1,
+        }
+    }
+
+    fn finish<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> Paged<T> {
+        let more = rows.len() > self.limit as usize;
+        rows.truncate(self.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|r| B64.encode(id(r).to_string()))
+        } else {
+            None
+        };
+        Paged {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Everything the use cases need, built once at start and shared by every request.
+pub struct Service {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+    pub tokens: TokenIssuer,
+    pub refresh: RefreshSecret,
+    pub revocations: Arc<RevocationList>,
+    pub hasher: passwords::Hasher,
+    /// Security events as they are written, for live subscribers (the WebSocket).
+    pub events: broadcast::Sender<AuditEvent>,
+    /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
+    pub revoked_sessions: broadcast::Sender<Uuid>,
+}
+
+impl Service {
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        let c = &self.config;
+        LockoutPolicy {
+            threshold: c.lockout_threshold,
+            window: chrono::Duration::from_std(c.lockout_window).unwrap_or_default(),
+            duration: chrono::Duration::from_std(c.lockout_duration).unwrap_or_default(),
+            scope: c.lockout_scope,
+        }
+    }
+
+    pub fn lockout_scope(&self) -> LockoutScope {
+        self.config.lockout_scope
+    }
+
+    /// Until when a revoked session must stay on the revocation list: the longest an
+    /// access token issued before `now` can live.
+    pub fn sid_revocation_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.config.access_ttl_chrono() + chrono::Duration::seconds(1)
+    }
+
+    /// Writes a security event; a failure to write is logged, never shown to the caller.
+    pub async fn audit(
+        &self,
+        kind: &str,
+        user: Option<UserId>,
+        actor: Option<UserId>,
+        ctx: Option<&RequestContext>,
+        details: serde_json::Value,
+    ) {
+        let event = AuditEvent {
+            id: Uuid::now_v7(),
+            kind: kind.to_string(),
+            at: Utc::now(),
+            user_id: user,
+            actor_id: actor,
+            ip: ctx.map(|c| c.ip.to_string()),
+            user_agent: ctx.and_then(|c| c.user_agent.clone()),
+            details,
+        };
+        if let Err(e) = self.store.insert_event(&event).await {
+            tracing::error!(error = %e, kind, "could not write audit event");
+        }
+        let _ = self.events.send(event);
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// Revokes sessions durably and on this instance at once.
+    pub async fn revoke(&self, target: crate::store::RevokeTarget) -> Result<Vec<Uuid>> {
+        let now = Utc::now();
+        let until = self.sid_revocation_until(now);
+        let ids = self.store.revoke_sessions(target, now, until).await?;
+        for id in &ids {
+            self.revocations
+                .insert(crate::store::Revoked::Sid(*id), until);
+            let _ = self.revoked_sessions.send(*id);
+        }
+        Ok(ids)
+    }
+}
+
+/// Builds the service: hasher, keys, refresh secret, revocation list loaded from the store.
+pub async fn build(config: Arc<Config>, store: DynStore) -> anyhow::Result<Arc<Service>> {
+    let hasher = passwords::Hasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        config.argon2_parallelism,
+        config.hash_concurrency,
+    )?;
+    let ring = keys::load_or_create(&config, &store).await?;
+    let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
+    let fresh: [u8; 32] = rand::random();
+    let secret = store.secret("refresh_token_mac", &fresh).await?;
+    let revocations = Arc::new(RevocationList::default());
+    let rows = store.revocations_since(0, Utc::now()).await?;
+    revocations.apply(&rows);
+    let (events, _) = broadcast::channel(1024);
+    let (revoked_sessions, _) = broadcast::channel(1024);
+    Ok(Arc::new(Service {
+        config,
+        store,
+        tokens,
+        refresh: RefreshSecret::new(&secret),
+        revocations,
+        hasher,
+        events,
+        revoked_sessions,
+    }))
+}

@@ -1,0 +1,226 @@
+//! Storage: the [`Store`] trait the service talks to, its SQLite implementation (and the
+//! PostgreSQL one beside it), migrations per backend, and the in-process shared state
+//! (the revocation list) that makes token checks free of database round trips.
+//!
+//! Methods speak domain types; SQL and driver errors never leave this module except as
+//! [`StoreError`]. Anything that must not be half-written (revoking sessions together with
+//! their revocation records, a key rotation) is one method, so one transaction.
+
+pub mod revocation;
+pub mod sqlite;
+
+use crate::domain::lockout::{AttemptSlot, LockoutPolicy};
+use crate::domain::{Email, FullName, Session, Tier, User, UserId, Username};
+use crate::tokens::StoredKey;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint on this field was hit (`email` or `username`).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database could not be reached; the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user to insert.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub username: Username,
+    pub full_name: Option<FullName>,
+    pub password_hash: String,
+    pub tier: Tier,
+    pub is_verified: bool,
+    pub is_bootstrap: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Changes to a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<Email>,
+    pub username: Option<Username>,
+    pub full_name: Option<Option<FullName>>,
+    pub tier: Option<Tier>,
+    pub is_active: Option<bool>,
+    pub is_verified: Option<bool>,
+}
+
+/// Filters of the admin user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Matches email, username or full name (case-insensitive substring).
+    pub q: Option<String>,
+    pub tier: Option<Tier>,
+    pub active: Option<bool>,
+}
+
+/// Keyset pagination: items strictly after `after` (ids sort by creation, newest first).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// Which sessions to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeTarget {
+    Session(Uuid),
+    /// Every live session of the user, except `except` (the caller's own, on a password
+    /// change).
+    User { user: UserId, except: Option<Uuid> },
+}
+
+/// A revocation record: an access token (`jti`) or a whole session (`sid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Jti(Uuid),
+    Sid(Uuid),
+}
+
+#[derive(Debug, Clone)]
+pub struct RevocationRow {
+    pub seq: i64,
+    pub what: Revoked,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A security event (API.md, `/auth/events`).
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    /// The account the event is about.
+    pub user_id: Option<UserId>,
+    /// Who did it (the user themselves, an admin, or nobody for the system).
+    pub actor_id: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user_id: Option<UserId>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Lockout state of an account, for admin views.
+#[derive(Debug, Clone, Default)]
+pub struct LockoutState {
+    pub failed_login_count: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// The durable store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- users ---
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// By username or email (both case-insensitive).
+    async fn user_by_login(&self, identifier: &str) -> StoreResult<Option<User>>;
+    async fn username_taken(&self, username: &Username) -> StoreResult<bool>;
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()>;
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<User>>;
+    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<Vec<User>>;
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    async fn count_active_admins(&self) -> StoreResult<i64>;
+    async fn bootstrap_user(&self) -> StoreResult<Option<User>>;
+
+    // --- sessions ---
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// Moves the session from generation `from` to `from + 1` if it is still at `from` and
+    /// live: the new token's record and its parent's retirement are this one statement.
+    /// `false` when another refresh won the race (or the session died).
+    async fn rotate_session(
+        &self,
+        id: Uuid,
+        from: i64,
+        now: DateTime<Utc>,
+        refresh_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn touch_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes the target's live sessions and records a `sid` revocation for each, valid
+    /// until `until`, in one transaction. Returns the ids revoked.
+    async fn revoke_sessions(
+        &self,
+        target: RevokeTarget,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Live sessions of a user, newest first.
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: Page,
+    ) -> StoreResult<Vec<Session>>;
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+
+    // --- revocations ---
+    async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Unexpired revocations recorded after `seq`, in order.
+    async fn revocations_since(&self, seq: i64, now: DateTime<Utc>)
+        -> StoreResult<Vec<RevocationRow>>;
+
+    // --- keys and secrets ---
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Inserts or updates these keys in one transaction.
+    async fn save_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()>;
+    /// The named secret, created from `fresh` if absent (first writer wins).
+    async fn secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>>;
+
+    // --- lockout ---
+    /// Counts an attempt against `key` before its password is evaluated, atomically.
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot>;
+    /// Locks `key` until `until` (the failure that reached the threshold).
+    async fn lock(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets an attempt that turned out not to be a failure.
+    async fn release_attempt(&self, key: &str) -> StoreResult<()>;
+    /// Clears every counter whose key starts with `prefix` (success, unlock, reset).
+    async fn clear_attempts(&self, prefix: &str) -> StoreResult<()>;
+    async fn lockout_state(&self, prefix: &str, now: DateTime<Utc>) -> StoreResult<LockoutState>;
+
+    // --- audit ---
+    async fn insert_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn list_events(&self, query: &AuditQuery, page: Page) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Deletes expired revocations, expired sessions and audit events older than
+    /// `audit_before`.
+    async fn prune(&self, now: DateTime<Utc>, audit_before: DateTime<Utc>) -> StoreResult<()>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Epoch milliseconds ⇄ `DateTime<Utc>`, the time encoding of the SQLite schema.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}

@@ -1,0 +1,746 @@
+//! The SQLite store: one file, WAL, a busy timeout, migrations embedded.
+//!
+//! Writes go through a pool of exactly one connection, so our own writers queue in
+//! process instead of fighting for SQLite's file lock (which would surface as
+//! `SQLITE_BUSY` inside deferred transactions); reads use a separate pool and run
+//! concurrently thanks to WAL. Another process on the same file (the CLI) waits on the
+//! busy timeout.
+
+use super::*;
+use crate::domain::lockout::{AttemptSlot, LockoutPolicy};
+use crate::tokens::{JwtAlg, KeyState};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            if msg.contains("users.email") {
+                StoreError::Conflict("email")
+            } else if msg.contains("users.username") {
+                StoreError::Conflict("username")
+            } else {
+                StoreError::Other(msg.to_string())
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &str) -> anyhow::Result<Self> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    /// Runs the migrations only (`tradeauth migrate`).
+    pub async fn migrate(path: &str) -> anyhow::Result<()> {
+        Self::open(path).await.map(|_| ())
+    }
+}
+
+const USER_COLS: &str = "id, email, username, full_name, tier, is_active, is_verified, \
+     mfa_enabled, is_bootstrap, created_at, last_login_at";
+
+fn uuid_col(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let s: String = row.try_get(col).map_err(map_err)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("bad uuid in {col}: {e}")))
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    let tier: i64 = row.try_get("tier").map_err(map_err)?;
+    let full_name: Option<String> = row.try_get("full_name").map_err(map_err)?;
+    let last: Option<i64> = row.try_get("last_login_at").map_err(map_err)?;
+    Ok(User {
+        id: UserId(uuid_col(row, "id")?),
+        email: Email::from_trusted(row.try_get("email").map_err(map_err)?),
+        username: Username::from_trusted(row.try_get("username").map_err(map_err)?),
+        full_name: full_name.map(FullName::from_trusted),
+        tier: Tier::new(tier).map_err(|e| StoreError::Other(e.to_string()))?,
+        is_active: row.try_get("is_active").map_err(map_err)?,
+        is_verified: row.try_get("is_verified").map_err(map_err)?,
+        mfa_enabled: row.try_get("mfa_enabled").map_err(map_err)?,
+        is_bootstrap: row.try_get("is_bootstrap").map_err(map_err)?,
+        created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+        last_login_at: last.map(from_ms),
+    })
+}
+
+const SESSION_COLS: &str = "id, user_id, generation, remember_me, created_at, last_used_at, \
+     rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, user_agent";
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
+    let opt = |c: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        let v: Option<i64> = row.try_get(c).map_err(map_err)?;
+        Ok(v.map(from_ms))
+    };
+    let t = |c: &str| -> StoreResult<DateTime<Utc>> {
+        Ok(from_ms(row.try_get::<i64, _>(c).map_err(map_err)?))
+    };
+    Ok(Session {
+        id: uuid_col(row, "id")?,
+        user_id: UserId(uuid_col(row, "user_id")?),
+        generation: row.try_get("generation").map_err(map_err)?,
+        remember_me: row.try_get("remember_me").map_err(map_err)?,
+        created_at: t("created_at")?,
+        last_used_at: t("last_used_at")?,
+        rotated_at: opt("rotated_at")?,
+        refresh_expires_at: t("refresh_expires_at")?,
+        absolute_expires_at: t("absolute_expires_at")?,
+        revoked_at: opt("revoked_at")?,
+        ip: row.try_get("ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> StoreResult<StoredKey> {
+    let alg: String = row.try_get("alg").map_err(map_err)?;
+    let state: String = row.try_get("state").map_err(map_err)?;
+    let jwk: String = row.try_get("public_jwk").map_err(map_err)?;
+    let retire: Option<i64> = row.try_get("retire_at").map_err(map_err)?;
+    Ok(StoredKey {
+        kid: row.try_get("kid").map_err(map_err)?,
+        alg: JwtAlg::parse(&alg).ok_or_else(|| StoreError::Other(format!("bad alg {alg}")))?,
+        private_der: row.try_get("private_der").map_err(map_err)?,
+        public_jwk: serde_json::from_str(&jwk).map_err(|e| StoreError::Other(e.to_string()))?,
+        state: KeyState::parse(&state)
+            .ok_or_else(|| StoreError::Other(format!("bad key state {state}")))?,
+        created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+        retire_at: retire.map(from_ms),
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
+    let opt_uuid = |c: &str| -> StoreResult<Option<UserId>> {
+        let v: Option<String> = row.try_get(c).map_err(map_err)?;
+        Ok(v.and_then(|s| Uuid::parse_str(&s).ok()).map(UserId))
+    };
+    let details: String = row.try_get("details").map_err(map_err)?;
+    Ok(AuditEvent {
+        id: uuid_col(row, "id")?,
+        kind: row.try_get("type").map_err(map_err)?,
+        at: from_ms(row.try_get("at").map_err(map_err)?),
+        user_id: opt_uuid("user_id")?,
+        actor_id: opt_uuid("actor_id")?,
+        ip: row.try_get("ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_user(&self, u: &NewUser) -> StoreResult<User> {
+        let sql = format!(
+            "INSERT INTO users (id, email, username, full_name, password_hash, tier, is_verified, \
+             is_bootstrap, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {USER_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(u.id.0.to_string())
+            .bind(u.email.as_str())
+            .bind(u.username.as_str())
+            .bind(u.full_name.as_ref().map(|f| f.as_str()))
+            .bind(&u.password_hash)
+            .bind(u.tier.get() as i64)
+            .bind(u.is_verified)
+            .bind(u.is_bootstrap)
+            .bind(ms(u.created_at))
+            .fetch_one(&self.write)
+            .await
+            .map_err(map_err)?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.0.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_login(&self, identifier: &str) -> StoreResult<Option<User>> {
+        let ident = identifier.trim().to_lowercase();
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE username = ?1 OR email = ?1 \
+             ORDER BY (username = ?1) DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ident)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn username_taken(&self, username: &Username) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = ?")
+            .bind(username.as_str())
+            .fetch_one(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(n > 0)
+    }
+
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+            .bind(id.0.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id.0.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn update_user(&self, id: UserId, p: &UserPatch) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "UPDATE users SET \
+               email = COALESCE(?, email), \
+               username = COALESCE(?, username), \
+               full_name = CASE WHEN ? THEN ? ELSE full_name END, \
+               tier = COALESCE(?, tier), \
+               is_active = COALESCE(?, is_active), \
+               is_verified = COALESCE(?, is_verified) \
+             WHERE id = ? RETURNING {USER_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(p.email.as_ref().map(|e| e.as_str()))
+            .bind(p.username.as_ref().map(|u| u.as_str()))
+            .bind(p.full_name.is_some())
+            .bind(p.full_name.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())))
+            .bind(p.tier.map(|t| t.get() as i64))
+            .bind(p.is_active)
+            .bind(p.is_verified)
+            .bind(id.0.to_string())
+            .fetch_optional(&self.write)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(ms(at))
+            .bind(id.0.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_users(&self, q: &UserQuery, page: Page) -> StoreResult<Vec<User>> {
+        let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
+        if q.q.is_some() {
+            sql.push_str(
+                " AND (email LIKE ?1 ESCAPE '\\' OR username LIKE ?1 ESCAPE '\\' \
+                 OR lower(coalesce(full_name, '')) LIKE ?1 ESCAPE '\\')",
+            );
+        }
+        if q.tier.is_some() {
+            sql.push_str(" AND tier = ?2");
+        }
+        if q.active.is_some() {
+            sql.push_str(" AND is_active = ?3");
+        }
+        if page.after.is_some() {
+            sql.push_str(" AND id < ?4");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?5");
+        let rows = sqlx::query(&sql)
+            .bind(q.q.as_ref().map(|s| format!("%{}%", like_escape(&s.to_lowercase()))))
+            .bind(q.tier.map(|t| t.get() as i64))
+            .bind(q.active)
+            .bind(page.after.map(|u| u.to_string()))
+            .bind(page.limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let uid = id.0.to_string();
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let n = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(n > 0)
+    }
+
+    async fn count_active_admins(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tier = 4 AND is_active = 1")
+            .fetch_one(&self.read)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn bootstrap_user(&self) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE is_bootstrap = 1 LIMIT 1");
+        let row = sqlx::query(&sql)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, generation, remember_me, created_at, last_used_at, \
+             rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, user_agent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.user_id.0.to_string())
+        .bind(s.generation)
+        .bind(s.remember_me)
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_used_at))
+        .bind(s.rotated_at.map(ms))
+        .bind(ms(s.refresh_expires_at))
+        .bind(ms(s.absolute_expires_at))
+        .bind(s.revoked_at.map(ms))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        // Read through the writer: a refresh must see the latest generation, including a
+        // rotation that committed a moment ago.
+        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.write)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn rotate_session(
+        &self,
+        id: Uuid,
+        from: i64,
+        now: DateTime<Utc>,
+        refresh_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE sessions SET generation = generation + 1, rotated_at = ?1, last_used_at = ?1, \
+             refresh_expires_at = ?2 WHERE id = ?3 AND generation = ?4 AND revoked_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(ms(refresh_expires_at))
+        .bind(id.to_string())
+        .bind(from)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn touch_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE id = ?")
+            .bind(ms(now))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn revoke_sessions(
+        &self,
+        target: RevokeTarget,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let ids: Vec<String> = match target {
+            RevokeTarget::Session(id) => {
+                sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+                     RETURNING id",
+                )
+                .bind(ms(now))
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await
+            }
+            RevokeTarget::User { user, except } => {
+                sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
+                     AND id IS NOT ? RETURNING id",
+                )
+                .bind(ms(now))
+                .bind(user.0.to_string())
+                .bind(except.map(|e| e.to_string()))
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        for id in &ids {
+            sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)")
+                .bind(id)
+                .bind(ms(until))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+    }
+
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: Page,
+    ) -> StoreResult<Vec<Session>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL \
+             AND refresh_expires_at > ?2 AND absolute_expires_at > ?2 \
+             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.0.to_string())
+            .bind(ms(now))
+            .bind(page.after.map(|u| u.to_string()))
+            .bind(page.limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND refresh_expires_at > ?1 \
+             AND absolute_expires_at > ?1",
+        )
+        .bind(ms(now))
+        .fetch_one(&self.read)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', ?, ?)")
+            .bind(jti.to_string())
+            .bind(ms(until))
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn revocations_since(
+        &self,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RevocationRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, value, expires_at FROM revocations WHERE seq > ? AND expires_at > ? \
+             ORDER BY seq",
+        )
+        .bind(seq)
+        .bind(ms(now))
+        .fetch_all(&self.read)
+        .await
+        .map_err(map_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: String = row.try_get("kind").map_err(map_err)?;
+            let id = uuid_col(row, "value")?;
+            out.push(RevocationRow {
+                seq: row.try_get("seq").map_err(map_err)?,
+                what: if kind == "jti" {
+                    Revoked::Jti(id)
+                } else {
+                    Revoked::Sid(id)
+                },
+                expires_at: from_ms(row.try_get("expires_at").map_err(map_err)?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_der, public_jwk, state, created_at, retire_at \
+             FROM signing_keys ORDER BY created_at",
+        )
+        .fetch_all(&self.write)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn save_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        for k in keys {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, state, created_at, \
+                 retire_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kid) DO UPDATE SET \
+                 state = excluded.state, retire_at = excluded.retire_at",
+            )
+            .bind(&k.kid)
+            .bind(k.alg.as_str())
+            .bind(&k.private_der)
+            .bind(k.public_jwk.to_string())
+            .bind(k.state.as_str())
+            .bind(ms(k.created_at))
+            .bind(k.retire_at.map(ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retire_at < ?")
+            .bind(ms(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot> {
+        // One statement, so the count is exact however many attempts arrive at once. Every
+        // SET expression sees the row as it was before this attempt.
+        let row = sqlx::query(
+            "INSERT INTO login_attempts (key, failures, window_start, locked_until) \
+             VALUES (?1, 1, ?2, NULL) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE \
+                 WHEN locked_until > ?2 THEN failures \
+                 WHEN locked_until <= ?2 OR window_start <= ?2 - ?3 THEN 1 \
+                 ELSE failures + 1 END, \
+               window_start = CASE \
+                 WHEN locked_until > ?2 THEN window_start \
+                 WHEN locked_until <= ?2 OR window_start <= ?2 - ?3 THEN ?2 \
+                 ELSE window_start END, \
+               locked_until = CASE \
+                 WHEN locked_until > ?2 THEN locked_until \
+                 WHEN locked_until <= ?2 OR window_start <= ?2 - ?3 THEN NULL \
+                 WHEN failures + 1 > ?4 THEN ?2 + ?5 \
+                 ELSE NULL END \
+             RETURNING failures, locked_until",
+        )
+        .bind(key)
+        .bind(ms(now))
+        .bind(policy.window.num_milliseconds())
+        .bind(policy.threshold as i64)
+        .bind(policy.duration.num_milliseconds())
+        .fetch_one(&self.write)
+        .await
+        .map_err(map_err)?;
+        let failures: i64 = row.try_get("failures").map_err(map_err)?;
+        let locked: Option<i64> = row.try_get("locked_until").map_err(map_err)?;
+        Ok(match locked.map(from_ms) {
+            Some(until) if until > now => AttemptSlot::Locked { until },
+            _ => AttemptSlot::Allowed {
+                failures: failures as u32,
+            },
+        })
+    }
+
+    async fn lock(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE login_attempts SET locked_until = ? WHERE key = ? AND locked_until IS NULL",
+        )
+        .bind(ms(until))
+        .bind(key)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE login_attempts SET failures = MAX(failures - 1, 0) \
+             WHERE key = ? AND locked_until IS NULL",
+        )
+        .bind(key)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn clear_attempts(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE key = ?1 OR key LIKE ?2 ESCAPE '\\'")
+            .bind(prefix)
+            .bind(format!("{}|%", like_escape(prefix)))
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn lockout_state(&self, prefix: &str, now: DateTime<Utc>) -> StoreResult<LockoutState> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(failures), 0) AS failures, MAX(locked_until) AS locked_until \
+             FROM login_attempts WHERE key = ?1 OR key LIKE ?2 ESCAPE '\\'",
+        )
+        .bind(prefix)
+        .bind(format!("{}|%", like_escape(prefix)))
+        .fetch_one(&self.read)
+        .await
+        .map_err(map_err)?;
+        let failures: i64 = row.try_get("failures").map_err(map_err)?;
+        let locked: Option<i64> = row.try_get("locked_until").map_err(map_err)?;
+        Ok(LockoutState {
+            failed_login_count: failures as u32,
+            locked_until: locked.map(from_ms).filter(|t| *t > now),
+        })
+    }
+
+    async fn insert_event(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, type, at, user_id, actor_id, ip, user_agent, details) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.id.to_string())
+        .bind(&e.kind)
+        .bind(ms(e.at))
+        .bind(e.user_id.map(|u| u.0.to_string()))
+        .bind(e.actor_id.map(|u| u.0.to_string()))
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(e.details.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_events(&self, q: &AuditQuery, page: Page) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, type, at, user_id, actor_id, ip, user_agent, details FROM audit_events \
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR type = ?2) \
+             AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR id < ?4) \
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(q.user_id.map(|u| u.0.to_string()))
+        .bind(&q.kind)
+        .bind(q.since.map(ms))
+        .bind(page.after.map(|u| u.to_string()))
+        .bind(page.limit as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, audit_before: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= ?1 OR refresh_expires_at <= ?1")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(ms(audit_before))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(ms(now - chrono::Duration::hours(24)))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! Tokens: JWT access tokens (signing, verification, algorithm pinning), the signing keys
+//! and their JWKS, and the opaque refresh-token format.
+//!
+//! Must not touch storage: keys arrive as [`keys::StoredKey`] values and leave the same way.
+
+pub mod jwt;
+pub mod keys;
+pub mod refresh;
+
+pub use jwt::{AccessClaims, TokenError, TokenIssuer};
+pub use keys::{JwtAlg, KeyRing, KeyState, StoredKey};
+pub use refresh::RefreshSecret;
