@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "tradeauth", version, about = "The authentication service of a trading platform")]
+#[command(
+    name = "tradeauth",
+    version,
+    about = "The authentication service of a trading platform"
+)]
 pub struct Cli {
     /// TOML configuration file (environment variables override it).
     #[arg(long, global = true, env = "TRADEAUTH_CONFIG")]
@@ -115,7 +119,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             if config.mailer_is_log() {
-                tracing::warn!("the log mailer writes mails, links included, to the log: development only");
+                tracing::warn!(
+                    "the log mailer writes mails, links included, to the log: development only"
+                );
             }
             let app = Application::build(config).await?;
             app.run_until_stopped(app::shutdown_signal()).await
@@ -163,7 +169,10 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
             tier,
             verified,
         } => {
-            let tier = tier.map(Tier::new).transpose().map_err(|e| anyhow::anyhow!("--tier: {}", e.message))?;
+            let tier = tier
+                .map(Tier::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--tier: {}", e.message))?;
             let account = NewAccount {
                 email,
                 password: SecretString::from(password),
@@ -180,7 +189,10 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
                     ),
                     _ => err(e),
                 })?;
-            println!("{}\t{}\t{}\ttier {}", user.id, user.email, user.username, user.tier);
+            println!(
+                "{}\t{}\t{}\ttier {}",
+                user.id, user.email, user.username, user.tier
+            );
         }
         UserCommand::List => {
             let mut page = PageRequest::parse(None, Some(200)).map_err(err)?;
@@ -198,7 +210,11 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
                         u.username,
                         u.tier,
                         if u.is_active { "active" } else { "disabled" },
-                        if a.lockout.locked_until.is_some() { "\tlocked" } else { "" }
+                        if a.lockout.locked_until.is_some() {
+                            "\tlocked"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 match paged.next_cursor {
@@ -214,7 +230,10 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
                 permission_tier: Some(tier),
                 ..Default::default()
             };
-            let u = service.admin_patch_user(None, id, patch, None).await.map_err(err)?;
+            let u = service
+                .admin_patch_user(None, id, patch, None)
+                .await
+                .map_err(err)?;
             println!("{}\ttier {}", u.user.id, u.user.tier);
         }
         UserCommand::Disable { who } => {
@@ -223,12 +242,18 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
                 is_active: Some(false),
                 ..Default::default()
             };
-            let u = service.admin_patch_user(None, id, patch, None).await.map_err(err)?;
+            let u = service
+                .admin_patch_user(None, id, patch, None)
+                .await
+                .map_err(err)?;
             println!("{}\tdisabled", u.user.id);
         }
         UserCommand::Unlock { who } => {
             let id = resolve(service, &who).await?;
-            service.admin_unlock_user(None, id, None).await.map_err(err)?;
+            service
+                .admin_unlock_user(None, id, None)
+                .await
+                .map_err(err)?;
             println!("{id}\tunlocked");
         }
     }

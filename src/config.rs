@@ -203,13 +203,10 @@ impl Sources {
         let vars: BTreeMap<String, String> = vars.into_iter().collect();
         for (key, _) in KEYS {
             let name = env_name(key);
-            let found = vars
-                .get(&name)
-                .map(|v| (name.clone(), v))
-                .or_else(|| {
-                    let alt = format!("TRADEAUTH_{}", key.to_uppercase());
-                    vars.get(&alt).map(|v| (alt.clone(), v))
-                });
+            let found = vars.get(&name).map(|v| (name.clone(), v)).or_else(|| {
+                let alt = format!("TRADEAUTH_{}", key.to_uppercase());
+                vars.get(&alt).map(|v| (alt.clone(), v))
+            });
             if let Some((origin, v)) = found {
                 self.values.insert(
                     key.to_string(),
@@ -236,7 +233,9 @@ impl Sources {
     }
 
     fn get(&self, key: &str) -> Option<&Raw> {
-        self.values.get(key).filter(|r| !r.value.trim().is_empty() || key == "trusted_proxies")
+        self.values
+            .get(key)
+            .filter(|r| !r.value.trim().is_empty() || key == "trusted_proxies")
     }
 
     fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
@@ -267,7 +266,10 @@ impl Sources {
         match self.get(key) {
             None => Ok(default),
             Some(r) => f(r.value.trim()).ok_or_else(|| {
-                self.err(key, format!("{:?} is not allowed; expected {expected}", r.value))
+                self.err(
+                    key,
+                    format!("{:?} is not allowed; expected {expected}", r.value),
+                )
             }),
         }
     }
@@ -390,11 +392,12 @@ impl Sources {
                 _ => None,
             },
         )?;
-        let registration_open = self.parse("registration", true, "open or closed", |s| match s {
-            "open" => Some(true),
-            "closed" => Some(false),
-            _ => None,
-        })?;
+        let registration_open =
+            self.parse("registration", true, "open or closed", |s| match s {
+                "open" => Some(true),
+                "closed" => Some(false),
+                _ => None,
+            })?;
         let rate_limit = self.parse("rate_limit", true, "on or off", |s| {
             match s.to_ascii_lowercase().as_str() {
                 "on" | "true" => Some(true),
@@ -457,8 +460,7 @@ impl Sources {
             ));
         }
         if let Some(e) = &admin_email {
-            crate::domain::Email::parse(e)
-                .map_err(|e| self.err("admin_email", e.message))?;
+            crate::domain::Email::parse(e).map_err(|e| self.err("admin_email", e.message))?;
         }
         let public_url = self.string("public_url", "http://localhost:8080");
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
@@ -483,7 +485,13 @@ impl Sources {
             session_max_age: self.duration("session_max_age", Duration::from_secs(90 * DAY))?,
             refresh_rotation: self.boolean("refresh_rotation", rotation)?,
             refresh_reuse_grace: self.duration("refresh_reuse_grace", Duration::from_secs(10))?,
-            lockout_threshold: self.number("lockout_threshold", 5, 1, 1000, "a number from 1 to 1000")?,
+            lockout_threshold: self.number(
+                "lockout_threshold",
+                5,
+                1,
+                1000,
+                "a number from 1 to 1000",
+            )?,
             lockout_duration: self.duration("lockout_duration", Duration::from_secs(15 * MIN))?,
             lockout_window: self.duration("lockout_window", Duration::from_secs(15 * MIN))?,
             lockout_scope,
@@ -507,8 +515,20 @@ impl Sources {
             )?,
             argon2_iterations: self.number("argon2_iterations", 2, 2, 100, "from 2 to 100")?,
             argon2_parallelism: self.number("argon2_parallelism", 1, 1, 64, "from 1 to 64")?,
-            hash_concurrency: self.number("hash_concurrency", hash_default, 1, 1024, "from 1 to 1024")?,
-            max_body_bytes: self.number("max_body_bytes", 64 * 1024, 1024, 64 * 1024 * 1024, "from 1024 to 67108864")?,
+            hash_concurrency: self.number(
+                "hash_concurrency",
+                hash_default,
+                1,
+                1024,
+                "from 1 to 1024",
+            )?,
+            max_body_bytes: self.number(
+                "max_body_bytes",
+                64 * 1024,
+                1024,
+                64 * 1024 * 1024,
+                "from 1024 to 67108864",
+            )?,
             audit_retention: self.duration("audit_retention", Duration::from_secs(90 * DAY))?,
         };
         Ok(cfg)
@@ -569,7 +589,12 @@ fn effective_default(cfg: &Config, key: &str) -> String {
             LockoutScope::AccountIp => "account_ip".into(),
         },
         "rate_limit" => if cfg.rate_limit { "on" } else { "off" }.into(),
-        "registration" => if cfg.registration_open { "open" } else { "closed" }.into(),
+        "registration" => if cfg.registration_open {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
         "require_email_verification" => cfg.require_email_verification.to_string(),
         "mailer" => "log".into(),
         "trusted_proxies" => cfg
@@ -612,6 +637,12 @@ impl Config {
     }
 }
 
+impl Config {
+    pub fn mailer_is_log(&self) -> bool {
+        self.mailer.expose_secret() == "log"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,7 +652,10 @@ mod tests {
         let c = Sources::default().build(false).unwrap();
         assert_eq!(c.access_ttl, Duration::from_secs(900));
         assert!(c.refresh_rotation);
-        let c = Sources::default().set("dialect", "stratify").build(false).unwrap();
+        let c = Sources::default()
+            .set("dialect", "stratify")
+            .build(false)
+            .unwrap();
         assert!(!c.refresh_rotation);
         assert!(c.require_email_verification);
         let c = Sources::default()
@@ -629,7 +663,10 @@ mod tests {
             .set("refresh_rotation", "true")
             .build(false)
             .unwrap();
-        assert!(c.refresh_rotation, "explicit configuration wins over the dialect");
+        assert!(
+            c.refresh_rotation,
+            "explicit configuration wins over the dialect"
+        );
     }
 
     #[test]
@@ -644,7 +681,10 @@ mod tests {
             .build(false)
             .unwrap_err();
         assert!(e.to_string().contains("unknown scheme"), "{e}");
-        let e = Sources::default().set("jwt_alg", "HS256").build(false).unwrap_err();
+        let e = Sources::default()
+            .set("jwt_alg", "HS256")
+            .build(false)
+            .unwrap_err();
         assert!(e.to_string().contains("TRADEAUTH_JWT_SECRET"), "{e}");
     }
 
@@ -659,11 +699,5 @@ mod tests {
         assert!(!text.contains("hunter2"));
         assert!(!text.contains(":pw@"));
         assert!(!format!("{c:?}").contains("hunter2"));
-    }
-}
-
-impl Config {
-    pub fn mailer_is_log(&self) -> bool {
-        self.mailer.expose_secret() == "log"
     }
 }

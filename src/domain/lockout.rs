@@ -58,8 +58,14 @@ mod tests {
     #[test]
     fn keys() {
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(counter_key(LockoutScope::Account, Some("u1"), "Bob", ip), "user:u1");
-        assert_eq!(counter_key(LockoutScope::Account, None, " Bob ", ip), "ident:bob");
+        assert_eq!(
+            counter_key(LockoutScope::Account, Some("u1"), "Bob", ip),
+            "user:u1"
+        );
+        assert_eq!(
+            counter_key(LockoutScope::Account, None, " Bob ", ip),
+            "ident:bob"
+        );
         assert_eq!(
             counter_key(LockoutScope::AccountIp, None, "bob", ip),
             "ident:bob|ip:10.1.2.3"

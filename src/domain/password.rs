@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn common_passwords_fail() {
-        for p in ["password", "password123", "qwertyuiop", "12345678", "iloveyou1"] {
+        for p in [
+            "password",
+            "password123",
+            "qwertyuiop",
+            "12345678",
+            "iloveyou1",
+        ] {
             assert!(check(p, &NONE).is_err(), "{p} should fail");
         }
     }

@@ -86,11 +86,26 @@ mod tests {
     fn decisions() {
         let now = Utc::now();
         let g = Duration::seconds(10);
-        assert_eq!(state(3, Some(1), now).decide(3, now, g), RefreshDecision::Current);
-        assert_eq!(state(3, Some(1), now).decide(2, now, g), RefreshDecision::GraceRetry);
-        assert_eq!(state(3, Some(11), now).decide(2, now, g), RefreshDecision::Reuse);
-        assert_eq!(state(3, Some(1), now).decide(1, now, g), RefreshDecision::Reuse);
-        assert_eq!(state(3, Some(1), now).decide(4, now, g), RefreshDecision::Invalid);
+        assert_eq!(
+            state(3, Some(1), now).decide(3, now, g),
+            RefreshDecision::Current
+        );
+        assert_eq!(
+            state(3, Some(1), now).decide(2, now, g),
+            RefreshDecision::GraceRetry
+        );
+        assert_eq!(
+            state(3, Some(11), now).decide(2, now, g),
+            RefreshDecision::Reuse
+        );
+        assert_eq!(
+            state(3, Some(1), now).decide(1, now, g),
+            RefreshDecision::Reuse
+        );
+        assert_eq!(
+            state(3, Some(1), now).decide(4, now, g),
+            RefreshDecision::Invalid
+        );
         let mut s = state(3, Some(1), now);
         s.revoked = true;
         assert_eq!(s.decide(3, now, g), RefreshDecision::Invalid);

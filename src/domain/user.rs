@@ -273,7 +273,10 @@ mod tests {
 
     #[test]
     fn email_is_lowercased_and_checked() {
-        assert_eq!(Email::parse(" Bob@Example.COM ").unwrap().as_str(), "bob@example.com");
+        assert_eq!(
+            Email::parse(" Bob@Example.COM ").unwrap().as_str(),
+            "bob@example.com"
+        );
         assert!(Email::parse("bob").is_err());
         assert!(Email::parse("bob@localhost").is_err());
         assert!(Email::parse("a b@example.com").is_err());

@@ -24,9 +24,15 @@ type Admin = MinTier<4>;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list_users).post(create_user))
-        .route("/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
         .route("/users/{id}/unlock", post(unlock_user))
-        .route("/users/{id}/sessions", axum::routing::delete(revoke_user_sessions))
+        .route(
+            "/users/{id}/sessions",
+            axum::routing::delete(revoke_user_sessions),
+        )
         .route("/audit", get(query_audit))
         .route("/signing-keys/rotate", post(rotate_signing_keys))
 }
@@ -49,14 +55,20 @@ async fn list_users(
     _: Admin,
     AppQuery(q): AppQuery<UserListQuery>,
 ) -> ApiResult<Json<ListBody<AdminUserBody>>> {
-    let page = PageQuery { cursor: q.cursor, limit: q.limit }.page()?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .page()?;
     let query = UserQuery {
         q: q.q.filter(|s| !s.trim().is_empty()),
         tier: tier(q.tier)?,
         active: q.active,
     };
     let paged = state.service.admin_list_users(query, page).await?;
-    Ok(Json(ListBody::from_paged(&paged, |x| AdminUserBody::from(x))))
+    Ok(Json(ListBody::from_paged(&paged, |x| {
+        AdminUserBody::from(x)
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +88,13 @@ async fn create_user(
     let tier = tier(body.permission_tier)?;
     let user = state
         .service
-        .admin_create_user(Some(admin.user_id), body.user.into_account(), tier, body.is_verified.unwrap_or(false), Some(&ctx))
+        .admin_create_user(
+            Some(admin.user_id),
+            body.user.into_account(),
+            tier,
+            body.is_verified.unwrap_or(false),
+            Some(&ctx),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(UserBody::from(&user))).into_response())
 }
@@ -112,7 +130,10 @@ async fn update_user(
         is_verified: body.is_verified,
         full_name: body.full_name,
     };
-    let user = state.service.admin_patch_user(Some(admin.user_id), UserId(id), patch, Some(&ctx)).await?;
+    let user = state
+        .service
+        .admin_patch_user(Some(admin.user_id), UserId(id), patch, Some(&ctx))
+        .await?;
     Ok(Json(AdminUserBody::from(&user)))
 }
 
@@ -122,7 +143,10 @@ async fn delete_user(
     Ctx(ctx): Ctx,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.service.admin_delete_user(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    state
+        .service
+        .admin_delete_user(Some(admin.user_id), UserId(id), Some(&ctx))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,7 +156,10 @@ async fn unlock_user(
     Ctx(ctx): Ctx,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.service.admin_unlock_user(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    state
+        .service
+        .admin_unlock_user(Some(admin.user_id), UserId(id), Some(&ctx))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,7 +169,10 @@ async fn revoke_user_sessions(
     Ctx(ctx): Ctx,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.service.admin_revoke_sessions(Some(admin.user_id), UserId(id), Some(&ctx)).await?;
+    state
+        .service
+        .admin_revoke_sessions(Some(admin.user_id), UserId(id), Some(&ctx))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,7 +191,11 @@ async fn query_audit(
     _: Admin,
     AppQuery(q): AppQuery<AuditParams>,
 ) -> ApiResult<Json<ListBody<EventBody>>> {
-    let page = PageQuery { cursor: q.cursor, limit: q.limit }.page()?;
+    let page = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .page()?;
     let query = AuditQuery {
         user_id: q.user_id.map(UserId),
         kind: q.kind.filter(|k| !k.is_empty()),
@@ -171,7 +205,10 @@ async fn query_audit(
     Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
 }
 
-async fn rotate_signing_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Json<serde_json::Value>> {
+async fn rotate_signing_keys(
+    State(state): State<AppState>,
+    _: Admin,
+) -> ApiResult<Json<serde_json::Value>> {
     let kid = state.service.rotate_signing_keys().await?;
     Ok(Json(json!({ "kid": kid })))
 }

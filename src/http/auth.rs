@@ -61,7 +61,8 @@ async fn register_user(
     AppJson(body): AppJson<NewUser>,
 ) -> ApiResult<Response> {
     let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
-    let body = json!({ "user": UserBody::from(&user), "verification_required": verification_required });
+    let body =
+        json!({ "user": UserBody::from(&user), "verification_required": verification_required });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -113,7 +114,10 @@ async fn logout_user(
     MaybeJson(body): MaybeJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
     let token = body.and_then(|b| b.refresh_token);
-    state.service.logout(&caller, token.as_deref(), &ctx).await?;
+    state
+        .service
+        .logout(&caller, token.as_deref(), &ctx)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,7 +130,10 @@ async fn logout_everywhere(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_me(State(state): State<AppState>, AuthUser(caller): AuthUser) -> ApiResult<Json<UserBody>> {
+async fn get_me(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> ApiResult<Json<UserBody>> {
     let user = state.service.me(&caller).await?;
     Ok(Json(UserBody::from(&user)))
 }
@@ -165,7 +172,12 @@ async fn change_password(
 ) -> ApiResult<StatusCode> {
     state
         .service
-        .change_password(&caller, secret(body.current_password), secret(body.new_password), &ctx)
+        .change_password(
+            &caller,
+            secret(body.current_password),
+            secret(body.new_password),
+            &ctx,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -242,10 +254,14 @@ async fn verify_caller(
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    let val = |s: String| HeaderValue::from_str(&s).expect("ids and numbers are valid header values");
+    let val =
+        |s: String| HeaderValue::from_str(&s).expect("ids and numbers are valid header values");
     h.insert("x-auth-user-id", val(caller.user_id.to_string()));
     h.insert("x-auth-tier", val(caller.tier.to_string()));
-    h.insert("x-auth-role", HeaderValue::from_static(caller.tier.role().as_str()));
+    h.insert(
+        "x-auth-role",
+        HeaderValue::from_static(caller.tier.role().as_str()),
+    );
     if let Some(sid) = caller.session_id() {
         h.insert("x-auth-session-id", val(sid.to_string()));
     }

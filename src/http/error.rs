@@ -28,7 +28,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = status.into_response();
         res.extensions_mut().insert(self.0);
         res
@@ -56,7 +57,10 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
     let (status, body) = dialect::render_error(state.dialect(), &error);
     let headers = &mut parts.headers;
     headers.remove(header::CONTENT_LENGTH);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
         let value = if error.rejects_credential() {
             r#"Bearer realm="tradeauth", error="invalid_token""#
@@ -66,7 +70,10 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
     }
     if let Error::RateLimited { retry_after } = &error {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from((*retry_after).max(1)),
+        );
     }
     parts.status = status;
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -60,9 +60,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r: BytesRejection| ApiError(body_rejection(r.status().as_u16(), r.body_text())))?;
+        let bytes =
+            axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|r: BytesRejection| {
+                    ApiError(body_rejection(r.status().as_u16(), r.body_text()))
+                })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
@@ -114,7 +117,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let ip = client_ip(peer_of(parts), &parts.headers, &state.service.config.trusted_proxies);
+        let ip = client_ip(
+            peer_of(parts),
+            &parts.headers,
+            &state.service.config.trusted_proxies,
+        );
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -135,13 +142,20 @@ pub fn presented(headers: &HeaderMap) -> Presented<'_> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Presented::ApiKey(key.trim());
     }
-    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Presented::None;
     };
     let auth = auth.trim();
     match auth.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Presented::Bearer(rest.trim()),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("apikey") => Presented::ApiKey(rest.trim()),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Presented::Bearer(rest.trim())
+        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("apikey") => {
+            Presented::ApiKey(rest.trim())
+        }
         _ => Presented::Bearer(""),
     }
 }
@@ -219,10 +233,16 @@ mod tests {
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap(),
+        );
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let stranger: IpAddr = "9.9.9.9".parse().unwrap();
-        assert_eq!(client_ip(proxy, &h, &trusted), "5.6.7.8".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(client_ip(stranger, &h, &trusted), stranger);
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }

@@ -46,7 +46,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(state.service.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::render_errors,
+        ))
         .layer(middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -1,8 +1,8 @@
 //! Operations endpoints: liveness, readiness, the JWKS.
 
+use super::error::ApiResult;
 use super::AppState;
 use crate::service::Error;
-use super::error::ApiResult;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,9 @@ async fn health() -> Json<serde_json::Value> {
 /// 200 when every store answers; 503 `unavailable` naming the one that does not.
 async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     match state.service.store.ping().await {
-        Ok(()) => Ok(Json(json!({ "status": "ready", "checks": { "database": "ok" } }))),
+        Ok(()) => Ok(Json(
+            json!({ "status": "ready", "checks": { "database": "ok" } }),
+        )),
         Err(e) => Err(Error::Unavailable(format!("database: {e}")).into()),
     }
 }

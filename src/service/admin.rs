@@ -31,11 +31,18 @@ fn user_key(id: UserId) -> String {
 
 impl Service {
     async fn with_lockout(&self, user: User) -> Result<AdminUser> {
-        let lockout = self.store.lockout_state(&user_key(user.id), Utc::now()).await?;
+        let lockout = self
+            .store
+            .lockout_state(&user_key(user.id), Utc::now())
+            .await?;
         Ok(AdminUser { user, lockout })
     }
 
-    pub async fn admin_list_users(&self, q: UserQuery, page: PageRequest) -> Result<Paged<AdminUser>> {
+    pub async fn admin_list_users(
+        &self,
+        q: UserQuery,
+        page: PageRequest,
+    ) -> Result<Paged<AdminUser>> {
         let rows = self.store.list_users(&q, page.store_page()).await?;
         let paged = page.finish(rows, |u| u.id.0);
         let mut items = Vec::with_capacity(paged.items.len());
@@ -57,7 +64,9 @@ impl Service {
         ctx: Option<&RequestContext>,
     ) -> Result<User> {
         let tier = tier.unwrap_or(self.config.default_tier);
-        let user = self.create_account(input, tier, is_verified, false, true).await?;
+        let user = self
+            .create_account(input, tier, is_verified, false, true)
+            .await?;
         self.audit(
             "user.registered",
             Some(user.id),
@@ -76,7 +85,9 @@ impl Service {
 
     /// Refuses a change that would leave no active tier-4 account.
     async fn guard_last_admin(&self, target: &User, stays_admin: bool) -> Result<()> {
-        if target.tier == Tier::ADMIN && target.is_active && !stays_admin
+        if target.tier == Tier::ADMIN
+            && target.is_active
+            && !stays_admin
             && self.store.count_active_admins().await? <= 1
         {
             return Err(Error::LastAdmin);
@@ -117,11 +128,18 @@ impl Service {
         // access token carrying one is refused on the next check. Raising a tier waits for
         // the next refresh.
         if (before.is_active && !after.is_active) || after.tier < before.tier {
-            self.revoke(RevokeTarget::User { user: id, except: None }).await?;
+            self.revoke(RevokeTarget::User {
+                user: id,
+                except: None,
+            })
+            .await?;
         }
         let mut changes = serde_json::Map::new();
         if before.tier != after.tier {
-            changes.insert("permission_tier".into(), json!({"from": before.tier.get(), "to": after.tier.get()}));
+            changes.insert(
+                "permission_tier".into(),
+                json!({"from": before.tier.get(), "to": after.tier.get()}),
+            );
         }
         if before.is_active != after.is_active {
             changes.insert("is_active".into(), json!(after.is_active));
@@ -133,38 +151,86 @@ impl Service {
             changes.insert("full_name".into(), json!(true));
         }
         if !changes.is_empty() {
-            self.audit("user.updated", Some(id), actor, ctx, json!({"changes": changes}))
-                .await;
+            self.audit(
+                "user.updated",
+                Some(id),
+                actor,
+                ctx,
+                json!({"changes": changes}),
+            )
+            .await;
         }
         self.with_lockout(after).await
     }
 
-    pub async fn admin_delete_user(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+    pub async fn admin_delete_user(
+        &self,
+        actor: Option<UserId>,
+        id: UserId,
+        ctx: Option<&RequestContext>,
+    ) -> Result<()> {
         let target = self.user(id).await?;
         self.guard_last_admin(&target, false).await?;
-        self.revoke(RevokeTarget::User { user: id, except: None }).await?;
+        self.revoke(RevokeTarget::User {
+            user: id,
+            except: None,
+        })
+        .await?;
         self.store.clear_attempts(&user_key(id)).await?;
         if !self.store.delete_user(id).await? {
             return Err(Error::NotFound("user"));
         }
-        self.audit("user.updated", Some(id), actor, ctx, json!({"deleted": true, "email": target.email}))
-            .await;
+        self.audit(
+            "user.updated",
+            Some(id),
+            actor,
+            ctx,
+            json!({"deleted": true, "email": target.email}),
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn admin_unlock_user(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+    pub async fn admin_unlock_user(
+        &self,
+        actor: Option<UserId>,
+        id: UserId,
+        ctx: Option<&RequestContext>,
+    ) -> Result<()> {
         self.user(id).await?;
         self.store.clear_attempts(&user_key(id)).await?;
-        self.audit("user.updated", Some(id), actor, ctx, json!({"unlocked": true}))
-            .await;
+        self.audit(
+            "user.updated",
+            Some(id),
+            actor,
+            ctx,
+            json!({"unlocked": true}),
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn admin_revoke_sessions(&self, actor: Option<UserId>, id: UserId, ctx: Option<&RequestContext>) -> Result<()> {
+    pub async fn admin_revoke_sessions(
+        &self,
+        actor: Option<UserId>,
+        id: UserId,
+        ctx: Option<&RequestContext>,
+    ) -> Result<()> {
         self.user(id).await?;
-        let revoked = self.revoke(RevokeTarget::User { user: id, except: None }).await?;
-        self.audit("session.revoked", Some(id), actor, ctx, json!({"all": true, "sessions": revoked}))
-            .await;
+        let revoked = self
+            .revoke(RevokeTarget::User {
+                user: id,
+                except: None,
+            })
+            .await?;
+        self.audit(
+            "session.revoked",
+            Some(id),
+            actor,
+            ctx,
+            json!({"all": true, "sessions": revoked}),
+        )
+        .await;
         Ok(())
     }
 

@@ -50,7 +50,10 @@ pub struct SessionView {
     pub current: bool,
 }
 
-fn collect<T>(r: std::result::Result<T, crate::domain::FieldError>, d: &mut BTreeMap<String, String>) -> Option<T> {
+fn collect<T>(
+    r: std::result::Result<T, crate::domain::FieldError>,
+    d: &mut BTreeMap<String, String>,
+) -> Option<T> {
     match r {
         Ok(v) => Some(v),
         Err(e) => {
@@ -70,7 +73,12 @@ fn validation(details: BTreeMap<String, String>) -> Error {
 }
 
 impl Service {
-    fn check_policy(&self, password: &SecretString, email: &Email, username: &Username) -> Result<()> {
+    fn check_policy(
+        &self,
+        password: &SecretString,
+        email: &Email,
+        username: &Username,
+    ) -> Result<()> {
         password::check(
             password.expose_secret(),
             &PolicyInput {
@@ -158,8 +166,14 @@ impl Service {
             .create_account(input, self.config.default_tier, false, false, true)
             .await?;
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
-        self.audit("user.registered", Some(user.id), Some(user.id), Some(ctx), json!({}))
-            .await;
+        self.audit(
+            "user.registered",
+            Some(user.id),
+            Some(user.id),
+            Some(ctx),
+            json!({}),
+        )
+        .await;
         Ok((user, self.config.require_email_verification))
     }
 
@@ -186,9 +200,17 @@ impl Service {
         let failures = match self.store.reserve_attempt(&key, now, &policy).await? {
             AttemptSlot::Locked { until } => {
                 let uid = user.as_ref().map(|u| u.id);
-                self.audit("login.failed", uid, None, Some(ctx), json!({"reason": "account_locked"}))
-                    .await;
-                return Err(Error::AccountLocked { locked_until: until });
+                self.audit(
+                    "login.failed",
+                    uid,
+                    None,
+                    Some(ctx),
+                    json!({"reason": "account_locked"}),
+                )
+                .await;
+                return Err(Error::AccountLocked {
+                    locked_until: until,
+                });
             }
             AttemptSlot::Allowed { failures } => failures,
         };
@@ -196,29 +218,56 @@ impl Service {
             Some(u) => self.store.password_hash(u.id).await?,
             None => None,
         };
-        let verified = self.hasher.verify(&input.password, stored.as_deref()).await?;
+        let verified = self
+            .hasher
+            .verify(&input.password, stored.as_deref())
+            .await?;
         let uid = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verified.ok) else {
-            self.audit("login.failed", uid, None, Some(ctx), json!({"reason": "invalid_credentials"}))
-                .await;
+            self.audit(
+                "login.failed",
+                uid,
+                None,
+                Some(ctx),
+                json!({"reason": "invalid_credentials"}),
+            )
+            .await;
             if failures >= policy.threshold {
                 let until = now + policy.duration;
                 self.store.lock(&key, until).await?;
-                self.audit("account.locked", uid, None, Some(ctx), json!({"locked_until": until}))
-                    .await;
+                self.audit(
+                    "account.locked",
+                    uid,
+                    None,
+                    Some(ctx),
+                    json!({"locked_until": until}),
+                )
+                .await;
             }
             return Err(Error::InvalidCredentials);
         };
         // The password is right: this attempt is not a failure, whatever follows.
         self.store.clear_attempts(&key).await?;
         if !user.is_active {
-            self.audit("login.failed", Some(user.id), None, Some(ctx), json!({"reason": "account_disabled"}))
-                .await;
+            self.audit(
+                "login.failed",
+                Some(user.id),
+                None,
+                Some(ctx),
+                json!({"reason": "account_disabled"}),
+            )
+            .await;
             return Err(Error::AccountDisabled);
         }
         if self.config.require_email_verification && !user.is_verified {
-            self.audit("login.failed", Some(user.id), None, Some(ctx), json!({"reason": "email_not_verified"}))
-                .await;
+            self.audit(
+                "login.failed",
+                Some(user.id),
+                None,
+                Some(ctx),
+                json!({"reason": "email_not_verified"}),
+            )
+            .await;
             return Err(Error::EmailNotVerified);
         }
         if verified.needs_rehash {
@@ -248,9 +297,15 @@ impl Service {
         Duration::from_std(d).unwrap_or(Duration::days(7))
     }
 
-    async fn start_session(&self, mut user: User, remember_me: bool, ctx: &RequestContext) -> Result<Issued> {
+    async fn start_session(
+        &self,
+        mut user: User,
+        remember_me: bool,
+        ctx: &RequestContext,
+    ) -> Result<Issued> {
         let now = Utc::now();
-        let absolute = now + Duration::from_std(self.config.session_max_age).unwrap_or(Duration::days(90));
+        let absolute =
+            now + Duration::from_std(self.config.session_max_age).unwrap_or(Duration::days(90));
         let session = Session {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -273,7 +328,9 @@ impl Service {
 
     fn issue(&self, user: User, session: &Session, now: DateTime<Utc>) -> Result<Issued> {
         let exp = now + self.config.access_ttl_chrono();
-        let (access_token, _) = self.tokens.sign(user.id.0, session.id, user.tier, now, exp)?;
+        let (access_token, _) = self
+            .tokens
+            .sign(user.id.0, session.id, user.tier, now, exp)?;
         Ok(Issued {
             access_token,
             access_expires_at: DateTime::from_timestamp(exp.timestamp(), 0).unwrap_or(exp),
@@ -288,9 +345,16 @@ impl Service {
     /// Exchanges a refresh token for new tokens. See `domain::session` for the rules.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, token: &str, ctx: &RequestContext) -> Result<Issued> {
-        let (sid, presented) = self.refresh.parse(token).ok_or(Error::InvalidRefreshToken)?;
+        let (sid, presented) = self
+            .refresh
+            .parse(token)
+            .ok_or(Error::InvalidRefreshToken)?;
         let grace = Duration::from_std(self.config.refresh_reuse_grace).unwrap_or_default();
-        let mut session = self.store.session(sid).await?.ok_or(Error::InvalidRefreshToken)?;
+        let mut session = self
+            .store
+            .session(sid)
+            .await?
+            .ok_or(Error::InvalidRefreshToken)?;
         // Two passes at most: if another refresh wins the rotation race, the second pass
         // sees its result and takes the grace path, handing out the token it issued.
         for _ in 0..2 {
@@ -317,13 +381,21 @@ impl Service {
                 RefreshDecision::Current => {
                     let lifetime = self.refresh_lifetime(session.remember_me);
                     let expires = refresh_expiry(now, lifetime, session.absolute_expires_at);
-                    if self.store.rotate_session(sid, presented, now, expires).await? {
+                    if self
+                        .store
+                        .rotate_session(sid, presented, now, expires)
+                        .await?
+                    {
                         session.generation += 1;
                         session.rotated_at = Some(now);
                         session.refresh_expires_at = expires;
                         return self.issue_for_session(session, now).await;
                     }
-                    session = self.store.session(sid).await?.ok_or(Error::InvalidRefreshToken)?;
+                    session = self
+                        .store
+                        .session(sid)
+                        .await?
+                        .ok_or(Error::InvalidRefreshToken)?;
                 }
             }
         }
@@ -345,7 +417,12 @@ impl Service {
     /// Blocks the presented access token until its `exp` and revokes its session (and the
     /// given refresh token's session, if it is the caller's).
     #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
-    pub async fn logout(&self, caller: &Caller, refresh_token: Option<&str>, ctx: &RequestContext) -> Result<()> {
+    pub async fn logout(
+        &self,
+        caller: &Caller,
+        refresh_token: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<()> {
         let (sid, jti, exp) = caller.require_session()?;
         self.block_token(jti, exp).await?;
         let mut revoked = self.revoke(RevokeTarget::Session(sid)).await?;
@@ -358,13 +435,20 @@ impl Service {
                 }
             }
         }
-        self.audit("logout", Some(caller.user_id), Some(caller.user_id), Some(ctx), json!({"sessions": revoked}))
-            .await;
+        self.audit(
+            "logout",
+            Some(caller.user_id),
+            Some(caller.user_id),
+            Some(ctx),
+            json!({"sessions": revoked}),
+        )
+        .await;
         Ok(())
     }
 
     async fn block_token(&self, jti: Uuid, exp: i64) -> Result<()> {
-        let until = DateTime::from_timestamp(exp, 0).unwrap_or_else(Utc::now) + Duration::seconds(1);
+        let until =
+            DateTime::from_timestamp(exp, 0).unwrap_or_else(Utc::now) + Duration::seconds(1);
         self.store.revoke_jti(jti, until).await?;
         self.revocations.insert(Revoked::Jti(jti), until);
         Ok(())
@@ -380,8 +464,14 @@ impl Service {
                 except: None,
             })
             .await?;
-        self.audit("logout", Some(caller.user_id), Some(caller.user_id), Some(ctx), json!({"all": true, "sessions": revoked}))
-            .await;
+        self.audit(
+            "logout",
+            Some(caller.user_id),
+            Some(caller.user_id),
+            Some(ctx),
+            json!({"all": true, "sessions": revoked}),
+        )
+        .await;
         Ok(())
     }
 
@@ -435,8 +525,14 @@ impl Service {
             .await?
             .ok_or(Error::InvalidToken)?;
         if !changed.is_empty() {
-            self.audit("user.updated", Some(user.id), Some(user.id), Some(ctx), json!({"fields": changed}))
-                .await;
+            self.audit(
+                "user.updated",
+                Some(user.id),
+                Some(user.id),
+                Some(ctx),
+                json!({"fields": changed}),
+            )
+            .await;
         }
         Ok(user)
     }
@@ -452,7 +548,10 @@ impl Service {
         let (sid, _, _) = caller.require_session()?;
         let mut details = BTreeMap::new();
         if current.expose_secret().is_empty() {
-            details.insert("current_password".into(), "current_password is required".into());
+            details.insert(
+                "current_password".into(),
+                "current_password is required".into(),
+            );
         }
         if new.expose_secret().is_empty() {
             details.insert("new_password".into(), "new_password is required".into());
@@ -482,12 +581,22 @@ impl Service {
             except: Some(sid),
         })
         .await?;
-        self.audit("password.changed", Some(user.id), Some(user.id), Some(ctx), json!({}))
-            .await;
+        self.audit(
+            "password.changed",
+            Some(user.id),
+            Some(user.id),
+            Some(ctx),
+            json!({}),
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn list_sessions(&self, caller: &Caller, page: PageRequest) -> Result<Paged<SessionView>> {
+    pub async fn list_sessions(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Paged<SessionView>> {
         let (sid, _, _) = caller.require_session()?;
         let rows = self
             .store
@@ -507,20 +616,35 @@ impl Service {
         })
     }
 
-    pub async fn revoke_own_session(&self, caller: &Caller, id: Uuid, ctx: &RequestContext) -> Result<()> {
+    pub async fn revoke_own_session(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        ctx: &RequestContext,
+    ) -> Result<()> {
         caller.require_session()?;
         match self.store.session(id).await? {
             Some(s) if s.user_id == caller.user_id && s.revoked_at.is_none() => {
                 self.revoke(RevokeTarget::Session(id)).await?;
-                self.audit("session.revoked", Some(caller.user_id), Some(caller.user_id), Some(ctx), json!({"session_id": id}))
-                    .await;
+                self.audit(
+                    "session.revoked",
+                    Some(caller.user_id),
+                    Some(caller.user_id),
+                    Some(ctx),
+                    json!({"session_id": id}),
+                )
+                .await;
                 Ok(())
             }
             _ => Err(Error::NotFound("session")),
         }
     }
 
-    pub async fn own_events(&self, caller: &Caller, page: PageRequest) -> Result<Paged<AuditEvent>> {
+    pub async fn own_events(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Paged<AuditEvent>> {
         let q = AuditQuery {
             user_id: Some(caller.user_id),
             ..Default::default()

@@ -11,10 +11,12 @@ use serde_json::json;
 
 impl Service {
     pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
-        let (Some(email), Some(password)) = (&self.config.admin_email, &self.config.admin_password) else {
+        let (Some(email), Some(password)) = (&self.config.admin_email, &self.config.admin_password)
+        else {
             return Ok(());
         };
-        let email = Email::parse(email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL: {}", e.message))?;
+        let email =
+            Email::parse(email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL: {}", e.message))?;
         match self.store.bootstrap_user().await? {
             None => {
                 if self.store.count_active_admins().await? > 0 {
@@ -42,8 +44,14 @@ impl Service {
                     .await
                     .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
                 tracing::info!(user_id = %user.id, "bootstrap admin created");
-                self.audit("admin.bootstrap", Some(user.id), None, None, json!({"created": true}))
-                    .await;
+                self.audit(
+                    "admin.bootstrap",
+                    Some(user.id),
+                    None,
+                    None,
+                    json!({"created": true}),
+                )
+                .await;
             }
             Some(admin) => {
                 let mut changed = Vec::new();
@@ -66,15 +74,24 @@ impl Service {
                 if !self.hasher.verify(password, stored.as_deref()).await?.ok {
                     let hash = self.hasher.hash(password as &SecretString).await?;
                     self.store.set_password_hash(admin.id, &hash).await?;
-                    self.revoke(RevokeTarget::User { user: admin.id, except: None })
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    self.revoke(RevokeTarget::User {
+                        user: admin.id,
+                        except: None,
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                     changed.push("password");
                 }
                 if !changed.is_empty() {
                     tracing::info!(user_id = %admin.id, ?changed, "bootstrap admin updated");
-                    self.audit("admin.bootstrap", Some(admin.id), None, None, json!({"updated": changed}))
-                        .await;
+                    self.audit(
+                        "admin.bootstrap",
+                        Some(admin.id),
+                        None,
+                        None,
+                        json!({"updated": changed}),
+                    )
+                    .await;
                 }
             }
         }

@@ -84,11 +84,22 @@ impl Error {
         match self {
             Validation { .. } | InvalidMailToken => 400,
             InvalidMfaCode { at_login: false } => 400,
-            MissingToken | InvalidToken | TokenExpired | InvalidCredentials
-            | InvalidRefreshToken | RefreshTokenReused | InvalidApiKey | MfaRequired
+            MissingToken
+            | InvalidToken
+            | TokenExpired
+            | InvalidCredentials
+            | InvalidRefreshToken
+            | RefreshTokenReused
+            | InvalidApiKey
+            | MfaRequired
             | InvalidMfaCode { at_login: true } => 401,
-            InsufficientTier { .. } | AccountDisabled | EmailNotVerified | InvalidPassword
-            | RegistrationClosed | ApiKeyNotAllowed | IpNotAllowed => 403,
+            InsufficientTier { .. }
+            | AccountDisabled
+            | EmailNotVerified
+            | InvalidPassword
+            | RegistrationClosed
+            | ApiKeyNotAllowed
+            | IpNotAllowed => 403,
             NotFound(_) => 404,
             MethodNotAllowed => 405,
             EmailExists | UsernameExists | IdempotencyConflict | MfaAlreadyEnabled => 409,

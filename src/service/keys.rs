@@ -23,7 +23,10 @@ async fn ensure_keys(config: &Config, store: &DynStore) -> anyhow::Result<Vec<St
     let live = |state| keys.iter().any(|k| k.alg == alg && k.state == state);
     let mut changes = Vec::new();
     if !live(KeyState::Active) {
-        for k in keys.iter().filter(|k| k.alg != alg && k.state != KeyState::Retired) {
+        for k in keys
+            .iter()
+            .filter(|k| k.alg != alg && k.state != KeyState::Retired)
+        {
             let mut k = k.clone();
             k.state = KeyState::Retired;
             k.retire_at = Some(retire_until(config, now));

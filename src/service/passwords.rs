@@ -27,7 +27,12 @@ pub struct Verified {
 }
 
 impl Hasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: usize) -> anyhow::Result<Self> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        concurrency: usize,
+    ) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = hash_blocking(&params, "tradeauth dummy password")?;
@@ -56,19 +61,28 @@ impl Hasher {
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no
     /// stored hash (unknown user) — the answer is then always `ok: false`.
-    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> anyhow::Result<Verified> {
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        stored: Option<&str>,
+    ) -> anyhow::Result<Verified> {
         let _permit = self.permits.acquire().await?;
         let params = self.params.clone();
         let known = stored.is_some();
-        let hash = stored.map(str::to_string).unwrap_or_else(|| self.dummy.to_string());
+        let hash = stored
+            .map(str::to_string)
+            .unwrap_or_else(|| self.dummy.to_string());
         let pw = password.clone();
         tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
             let ok = Self::argon(&params)
                 .verify_password(pw.expose_secret().as_bytes(), &parsed)
                 .is_ok();
             let needs_rehash = parsed.algorithm.as_str() != "argon2id"
-                || Params::try_from(&parsed).map(|p| p != params).unwrap_or(true);
+                || Params::try_from(&parsed)
+                    .map(|p| p != params)
+                    .unwrap_or(true);
             Ok(Verified {
                 ok: ok && known,
                 needs_rehash,

@@ -78,7 +78,10 @@ pub enum RevokeTarget {
     Session(Uuid),
     /// Every live session of the user, except `except` (the caller's own, on a password
     /// change).
-    User { user: UserId, except: Option<Uuid> },
+    User {
+        user: UserId,
+        except: Option<Uuid>,
+    },
 }
 
 /// A revocation record: an access token (`jti`) or a whole session (`sid`).
@@ -179,8 +182,11 @@ pub trait Store: Send + Sync + 'static {
     // --- revocations ---
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
     /// Unexpired revocations recorded after `seq`, in order.
-    async fn revocations_since(&self, seq: i64, now: DateTime<Utc>)
-        -> StoreResult<Vec<RevocationRow>>;
+    async fn revocations_since(
+        &self,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RevocationRow>>;
 
     // --- keys and secrets ---
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;

@@ -72,7 +72,10 @@ impl RevocationList {
     }
 
     pub fn last_seq(&self) -> i64 {
-        self.inner.read().expect("revocation lock poisoned").last_seq
+        self.inner
+            .read()
+            .expect("revocation lock poisoned")
+            .last_seq
     }
 
     /// Drops entries whose tokens have all expired.

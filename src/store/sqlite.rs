@@ -161,7 +161,9 @@ fn event_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 #[async_trait]
@@ -261,7 +263,11 @@ impl Store for SqliteStore {
             .bind(p.email.as_ref().map(|e| e.as_str()))
             .bind(p.username.as_ref().map(|u| u.as_str()))
             .bind(p.full_name.is_some())
-            .bind(p.full_name.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())))
+            .bind(
+                p.full_name
+                    .as_ref()
+                    .and_then(|f| f.as_ref().map(|f| f.as_str())),
+            )
             .bind(p.tier.map(|t| t.get() as i64))
             .bind(p.is_active)
             .bind(p.is_verified)
@@ -301,7 +307,10 @@ impl Store for SqliteStore {
         }
         sql.push_str(" ORDER BY id DESC LIMIT ?5");
         let rows = sqlx::query(&sql)
-            .bind(q.q.as_ref().map(|s| format!("%{}%", like_escape(&s.to_lowercase()))))
+            .bind(
+                q.q.as_ref()
+                    .map(|s| format!("%{}%", like_escape(&s.to_lowercase()))),
+            )
             .bind(q.tier.map(|t| t.get() as i64))
             .bind(q.active)
             .bind(page.after.map(|u| u.to_string()))
@@ -421,19 +430,19 @@ impl Store for SqliteStore {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let ids: Vec<String> = match target {
-            RevokeTarget::Session(id) => {
-                sqlx::query_scalar(
-                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+        let ids: Vec<String> =
+            match target {
+                RevokeTarget::Session(id) => {
+                    sqlx::query_scalar(
+                        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
                      RETURNING id",
-                )
-                .bind(ms(now))
-                .bind(id.to_string())
-                .fetch_all(&mut *tx)
-                .await
-            }
-            RevokeTarget::User { user, except } => {
-                sqlx::query_scalar(
+                    )
+                    .bind(ms(now))
+                    .bind(id.to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                }
+                RevokeTarget::User { user, except } => sqlx::query_scalar(
                     "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
                      AND id IS NOT ? RETURNING id",
                 )
@@ -441,10 +450,9 @@ impl Store for SqliteStore {
                 .bind(user.0.to_string())
                 .bind(except.map(|e| e.to_string()))
                 .fetch_all(&mut *tx)
-                .await
+                .await,
             }
-        }
-        .map_err(map_err)?;
+            .map_err(map_err)?;
         for id in &ids {
             sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)")
                 .bind(id)
@@ -571,12 +579,14 @@ impl Store for SqliteStore {
     }
 
     async fn secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(fresh)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
         sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
             .bind(name)
             .fetch_one(&self.write)
@@ -725,11 +735,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= ?1 OR refresh_expires_at <= ?1")
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE absolute_expires_at <= ?1 OR refresh_expires_at <= ?1",
+        )
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM audit_events WHERE at < ?")
             .bind(ms(audit_before))
             .execute(&mut *tx)

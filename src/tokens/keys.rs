@@ -201,7 +201,11 @@ pub struct KeySet {
 impl KeySet {
     /// Builds the set from stored keys of `alg`: the active key signs; active, standby and
     /// unexpired retired keys verify and are published.
-    pub fn from_stored(alg: JwtAlg, keys: &[StoredKey], now: DateTime<Utc>) -> anyhow::Result<Self> {
+    pub fn from_stored(
+        alg: JwtAlg,
+        keys: &[StoredKey],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Self> {
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
         let mut signing = None;
@@ -236,7 +240,9 @@ impl KeySet {
             signing_kid: kid,
             signing: EncodingKey::from_secret(secret),
             verifying,
-            jwks: serde_json::to_vec(&json!({"keys": []})).expect("static json").into(),
+            jwks: serde_json::to_vec(&json!({"keys": []}))
+                .expect("static json")
+                .into(),
         }
     }
 }

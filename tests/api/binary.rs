@@ -1,0 +1,319 @@
+//! The `tradeauth` binary: serve (logs, graceful shutdown), config check, the CLI.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradeauth"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEAUTH_")
+            || k == "ADMIN_EMAIL"
+            || k == "ADMIN_PASSWORD"
+            || k == "RUST_LOG"
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A `tradeauth serve` child process and the lines it logs.
+struct Served {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    base: String,
+}
+
+fn serve(db: &std::path::Path, extra: &[(&str, &str)]) -> Served {
+    let mut cmd = bin();
+    cmd.arg("serve")
+        .env("TRADEAUTH_LISTEN", "127.0.0.1:0")
+        .env(
+            "TRADEAUTH_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("TRADEAUTH_LOG_FORMAT", "json")
+        .env("TRADEAUTH_RATE_LIMIT", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| {
+                let _ = tx.send(l);
+            })
+    });
+    std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| {
+                let _ = tx2.send(l);
+            })
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server logs its port");
+        log.push(line.clone());
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "tradeauth listening" {
+                break v["port"].as_u64().unwrap();
+            }
+        }
+    };
+    Served {
+        child,
+        lines: rx,
+        log,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+impl Served {
+    /// SIGTERM, then the exit status and every line logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(200))
+        {
+            self.log.push(l);
+        }
+        (status, self.log)
+    }
+}
+
+async fn call(c: &reqwest::Client, req: reqwest::RequestBuilder) -> Resp {
+    let _ = c;
+    into_resp(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn the_log_never_shows_a_password_or_token_and_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&dir.path().join("t.db"), &[]);
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{}", server.base, p);
+    let password = "Log-Secret-Pw-9431";
+    call(
+        &c,
+        c.post(u("/api/v1/auth/register"))
+            .json(&json!({"email": "watcher@example.com", "password": password})),
+    )
+    .await
+    .assert(201, None);
+    call(
+        &c,
+        c.post(u("/api/v1/auth/login"))
+            .json(&json!({"username": "watcher@example.com", "password": "Wrong-Secret-Pw-1"})),
+    )
+    .await
+    .assert(401, None);
+    let login = call(
+        &c,
+        c.post(u("/api/v1/auth/login"))
+            .json(&json!({"username": "watcher@example.com", "password": password})),
+    )
+    .await;
+    let (at, rt) = (access(&login.body), refresh_token(&login.body));
+    call(&c, c.get(u(&format!("/api/v1/auth/verify?token={at}"))))
+        .await
+        .assert(204, None);
+    let fresh = call(
+        &c,
+        c.post(u("/api/v1/auth/refresh"))
+            .json(&json!({"refresh_token": rt})),
+    )
+    .await;
+    let rt2 = refresh_token(&fresh.body);
+    call(
+        &c,
+        c.post(u("/api/v1/auth/logout"))
+            .bearer_auth(access(&fresh.body)),
+    )
+    .await
+    .assert(204, None);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    let text = log.join("\n");
+    assert!(
+        text.contains("\"path\":\"/api/v1/auth/verify\""),
+        "requests are logged:\n{text}"
+    );
+    assert!(text.contains("request_id"), "with a request id");
+    for secret in [
+        password,
+        "Wrong-Secret-Pw-1",
+        &at,
+        &rt,
+        &rt2,
+        &access(&fresh.body),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the log contains a secret: {secret}"
+        );
+    }
+    // Every line is JSON.
+    for line in &log {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+}
+
+#[tokio::test]
+async fn config_check_masks_secrets_and_bad_values_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tradeauth.toml");
+    std::fs::write(&file, "listen = \"0.0.0.0:9999\"\naccess_ttl = \"5m\"\nadmin_email = \"root@example.com\"\nadmin_password = \"hunter2-secret\"\n").unwrap();
+    let out = bin()
+        .args(["--config", file.to_str().unwrap(), "config", "check"])
+        .env("TRADEAUTH_ACCESS_TTL", "7m")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("listen = \"0.0.0.0:9999\""), "{text}");
+    assert!(text.contains("access_ttl = \"7m\""), "env wins: {text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let out = bin()
+        .args(["config", "check"])
+        .env("TRADEAUTH_LOCKOUT_SCOPE", "galaxy")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TRADEAUTH_LOCKOUT_SCOPE") && err.contains("account_ip"),
+        "{err}"
+    );
+    std::fs::write(&file, "acess_ttl = \"5m\"\n").unwrap();
+    let out = bin()
+        .args(["--config", file.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("acess_ttl"));
+    let out = bin()
+        .arg("migrate")
+        .env("TRADEAUTH_DATABASE_URL", "mysql://db/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme"));
+}
+
+#[tokio::test]
+async fn cli_manages_users_and_keys_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let url = format!("sqlite://{}", db.display());
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .env("TRADEAUTH_DATABASE_URL", &url)
+            .env("TRADEAUTH_LOG_FORMAT", "json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    run(&["migrate"]);
+    let created = run(&[
+        "user",
+        "create",
+        "--email",
+        "cli@example.com",
+        "--password",
+        PASSWORD,
+        "--username",
+        "cliuser",
+        "--tier",
+        "3",
+        "--verified",
+    ]);
+    assert!(
+        created.contains("cli@example.com") && created.contains("tier 3"),
+        "{created}"
+    );
+    let weak = bin()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "w@example.com",
+            "--password",
+            "password",
+        ])
+        .env("TRADEAUTH_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(run(&["user", "list"]).contains("cliuser"));
+
+    let server = serve(&db, &[]);
+    let c = reqwest::Client::new();
+    let login = call(
+        &c,
+        c.post(format!("{}/api/v1/auth/login", server.base))
+            .json(&json!({"username": "cliuser", "password": PASSWORD})),
+    )
+    .await;
+    login.assert(200, None);
+    assert_eq!(login.body["permission_tier"], 3);
+    let at = access(&login.body);
+    let kid = run(&["keys", "rotate"]).trim().to_string();
+    assert!(!kid.is_empty());
+    run(&["user", "set-tier", "cli@example.com", "2"]);
+    // The running server sees the CLI's revocation within a second.
+    let start = std::time::Instant::now();
+    loop {
+        let r = call(
+            &c,
+            c.get(format!("{}/api/v1/auth/verify", server.base))
+                .bearer_auth(&at),
+        )
+        .await;
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "demotion not seen within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    run(&["user", "disable", "cliuser"]);
+    let r = call(
+        &c,
+        c.post(format!("{}/api/v1/auth/login", server.base))
+            .json(&json!({"username": "cliuser", "password": PASSWORD})),
+    )
+    .await;
+    r.assert(403, Some("account_disabled"));
+    run(&["user", "unlock", "cliuser"]);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}

@@ -1,0 +1,169 @@
+//! Lockout (seed 002): exact counting, 423 even for the right password, expiry, unknown
+//! identifiers, per-IP scope.
+
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn five_failures_lock_the_account_even_for_the_right_password() {
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    for _ in 0..5 {
+        app.login(&email, "Wrong-pass-123")
+            .await
+            .assert(401, Some("invalid_credentials"));
+    }
+    let r = app.login(&email, PASSWORD).await;
+    r.assert(423, Some("account_locked"));
+    let until =
+        chrono::DateTime::parse_from_rfc3339(r.body["locked_until"].as_str().unwrap()).unwrap();
+    let left = until.timestamp() - chrono::Utc::now().timestamp();
+    assert!(
+        (14 * 60..=15 * 60).contains(&left),
+        "locked for 15 min, got {left}s"
+    );
+    // The same account by username shares the counter.
+    let username = app
+        .service
+        .store
+        .user_by_login(&email)
+        .await
+        .unwrap()
+        .unwrap()
+        .username
+        .to_string();
+    app.login(&username, PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+}
+
+#[tokio::test]
+async fn a_success_resets_the_count() {
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    for _ in 0..4 {
+        app.login(&email, "Wrong-pass-123").await.assert(401, None);
+    }
+    app.login(&email, PASSWORD).await.assert(200, None);
+    for _ in 0..4 {
+        app.login(&email, "Wrong-pass-123").await.assert(401, None);
+    }
+    app.login(&email, PASSWORD).await.assert(200, None);
+}
+
+#[tokio::test]
+async fn fifty_simultaneous_guesses_evaluate_at_most_five_passwords() {
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    let guesses = (0..50).map(|i| {
+        app.login(
+            &email,
+            if i % 2 == 0 {
+                "Wrong-pass-123"
+            } else {
+                "Other-wrong-456"
+            },
+        )
+    });
+    let results = futures::future::join_all(guesses).await;
+    let unauthorized = results.iter().filter(|r| r.status == 401).count();
+    let locked = results.iter().filter(|r| r.status == 423).count();
+    assert_eq!(unauthorized + locked, 50);
+    assert_eq!(
+        unauthorized, 5,
+        "exactly the threshold reaches the password check"
+    );
+    app.login(&email, PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+}
+
+#[tokio::test]
+async fn the_lock_lifts_by_itself() {
+    let app = spawn_with(|s| {
+        s.set("lockout_duration", "1s")
+            .set("lockout_threshold", "2")
+    })
+    .await;
+    let (email, _) = app.new_user().await;
+    app.login(&email, "Wrong-pass-123").await.assert(401, None);
+    app.login(&email, "Wrong-pass-123").await.assert(401, None);
+    app.login(&email, PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.login(&email, PASSWORD).await.assert(200, None);
+}
+
+#[tokio::test]
+async fn unknown_identifiers_lock_alike() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        app.login("ghost@example.com", "Wrong-pass-123")
+            .await
+            .assert(401, Some("invalid_credentials"));
+    }
+    let r = app.login("ghost@example.com", "Wrong-pass-123").await;
+    r.assert(423, Some("account_locked"));
+    assert!(r.body["locked_until"].is_string());
+}
+
+#[tokio::test]
+async fn account_ip_scope_counts_per_client_address() {
+    let app = spawn_with(|s| {
+        s.set("lockout_scope", "account_ip")
+            .set("trusted_proxies", "127.0.0.1")
+    })
+    .await;
+    let (email, _) = app.new_user().await;
+    let from = |ip: &'static str, pw: &'static str| {
+        let email = email.clone();
+        let app = &app;
+        async move {
+            into_resp(
+                app.client
+                    .post(app.url("/api/v1/auth/login"))
+                    .header("x-forwarded-for", ip)
+                    .json(&json!({"username": email, "password": pw}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        from("203.0.113.7", "Wrong-pass-123")
+            .await
+            .assert(401, None);
+    }
+    from("203.0.113.7", PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+    from("198.51.100.9", PASSWORD).await.assert(200, None);
+}
+
+#[tokio::test]
+async fn an_admin_can_lift_a_lock_and_sees_it() {
+    let app = spawn_app().await;
+    let (_, admin) = app.user_with_tier(4).await;
+    let (email, login) = app.new_user().await;
+    let id = login["user"]["id"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        app.login(&email, "Wrong-pass-123").await.assert(401, None);
+    }
+    let r = app
+        .get_auth(&format!("/api/v1/admin/users/{id}"), &access(&admin))
+        .await;
+    r.assert(200, None);
+    assert_eq!(r.body["failed_login_count"], 5);
+    assert!(r.body["locked_until"].is_string());
+    app.post_auth(
+        &format!("/api/v1/admin/users/{id}/unlock"),
+        &access(&admin),
+        None,
+    )
+    .await
+    .assert(204, None);
+    app.login(&email, PASSWORD).await.assert(200, None);
+}

@@ -1,0 +1,11 @@
+//! The API test suite: every test starts the real server on port 0 and speaks HTTP to it.
+
+mod admin;
+mod binary;
+mod endpoints;
+mod errors;
+mod helpers;
+mod lockout;
+mod refresh;
+mod restart;
+mod tokens;
