@@ -8,6 +8,7 @@
 
 use crate::domain::lockout::LockoutScope;
 use crate::domain::Tier;
+use crate::store::ratelimit::Limit;
 use crate::tokens::JwtAlg;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -93,6 +94,29 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// Per-class rate limits (used when `rate_limit` is on).
+    pub rate_limits: RateLimits,
+}
+
+/// The limit of each endpoint class and scope (API.md, "Rate limits").
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Login, per client IP and account.
+    pub login: Limit,
+    /// Login, per client IP.
+    pub login_ip: Limit,
+    /// Registration, per client IP.
+    pub register_ip: Limit,
+    /// Refresh, per session.
+    pub refresh: Limit,
+    /// Password reset and verification mails, per recipient (mails actually sent).
+    pub mail: Limit,
+    /// Password reset and verification endpoints, per client IP.
+    pub mail_ip: Limit,
+    /// Other writes, per user.
+    pub write: Limit,
+    /// Other writes, per client IP.
+    pub write_ip: Limit,
 }
 
 /// A configuration value that could not be used.
@@ -139,6 +163,14 @@ const KEYS: &[(&str, bool)] = &[
     ("hash_concurrency", false),
     ("max_body_bytes", false),
     ("audit_retention", false),
+    ("rate_limit_login", false),
+    ("rate_limit_login_ip", false),
+    ("rate_limit_register", false),
+    ("rate_limit_refresh", false),
+    ("rate_limit_mail", false),
+    ("rate_limit_mail_ip", false),
+    ("rate_limit_write", false),
+    ("rate_limit_write_ip", false),
 ];
 
 /// The environment variable of a key.
@@ -305,6 +337,16 @@ impl Sources {
         self.parse(key, default, expected, |s| {
             s.parse::<T>().ok().filter(|n| *n >= min && *n <= max)
         })
+    }
+
+    fn limit(&self, key: &str, default: &str) -> Result<Limit, ConfigError> {
+        let default = Limit::parse(default).expect("default limits parse");
+        self.parse(
+            key,
+            default,
+            "a rate like 10/min, 5/hour or 2/sec",
+            Limit::parse,
+        )
     }
 
     fn secret(&self, key: &str) -> Option<SecretString> {
@@ -530,6 +572,16 @@ impl Sources {
                 "from 1024 to 67108864",
             )?,
             audit_retention: self.duration("audit_retention", Duration::from_secs(90 * DAY))?,
+            rate_limits: RateLimits {
+                login: self.limit("rate_limit_login", "10/min")?,
+                login_ip: self.limit("rate_limit_login_ip", "30/min")?,
+                register_ip: self.limit("rate_limit_register", "10/hour")?,
+                refresh: self.limit("rate_limit_refresh", "60/min")?,
+                mail: self.limit("rate_limit_mail", "5/hour")?,
+                mail_ip: self.limit("rate_limit_mail_ip", "20/hour")?,
+                write: self.limit("rate_limit_write", "60/min")?,
+                write_ip: self.limit("rate_limit_write_ip", "300/min")?,
+            },
         };
         Ok(cfg)
     }
@@ -614,6 +666,14 @@ fn effective_default(cfg: &Config, key: &str) -> String {
         "hash_concurrency" => cfg.hash_concurrency.to_string(),
         "max_body_bytes" => cfg.max_body_bytes.to_string(),
         "audit_retention" => d(cfg.audit_retention),
+        "rate_limit_login" => cfg.rate_limits.login.to_string(),
+        "rate_limit_login_ip" => cfg.rate_limits.login_ip.to_string(),
+        "rate_limit_register" => cfg.rate_limits.register_ip.to_string(),
+        "rate_limit_refresh" => cfg.rate_limits.refresh.to_string(),
+        "rate_limit_mail" => cfg.rate_limits.mail.to_string(),
+        "rate_limit_mail_ip" => cfg.rate_limits.mail_ip.to_string(),
+        "rate_limit_write" => cfg.rate_limits.write.to_string(),
+        "rate_limit_write_ip" => cfg.rate_limits.write_ip.to_string(),
         _ => "(unset)".into(),
     }
 }

@@ -9,7 +9,9 @@ pub mod auth;
 pub mod dialect;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod ops;
+pub mod ratelimit;
 pub mod views;
 
 use crate::config::Dialect;
@@ -46,6 +48,14 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(state.service.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::replay_idempotent,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_requests,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             error::render_errors,

@@ -32,6 +32,7 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
                     tracing::warn!(error = %e, "pruning failed");
                 }
                 service.revocations.prune(now);
+                service.limiter.prune();
             }
         }
     })

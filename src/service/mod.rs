@@ -154,6 +154,8 @@ pub struct Service {
     pub refresh: RefreshSecret,
     pub revocations: Arc<RevocationList>,
     pub hasher: passwords::Hasher,
+    /// Rate-limit buckets (in-process, or shared through Redis).
+    pub limiter: crate::store::ratelimit::DynRateLimiter,
     /// Security events as they are written, for live subscribers (the WebSocket).
     pub events: broadcast::Sender<AuditEvent>,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
@@ -251,6 +253,7 @@ pub async fn build(config: Arc<Config>, store: DynStore) -> anyhow::Result<Arc<S
         refresh: RefreshSecret::new(&secret),
         revocations,
         hasher,
+        limiter: Arc::new(crate::store::ratelimit::LocalRateLimiter::default()),
         events,
         revoked_sessions,
     }))

@@ -6,6 +6,7 @@
 //! [`StoreError`]. Anything that must not be half-written (revoking sessions together with
 //! their revocation records, a key rotation) is one method, so one transaction.
 
+pub mod ratelimit;
 pub mod revocation;
 pub mod sqlite;
 
@@ -127,6 +128,21 @@ pub struct LockoutState {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
+/// What an `Idempotency-Key` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// The key was free and is now claimed by this request.
+    Claimed,
+    /// Another request with this key is still running.
+    InFlight { request_hash: String },
+    /// The key's first response.
+    Done {
+        request_hash: String,
+        status: u16,
+        body: String,
+    },
+}
+
 /// The durable store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -214,6 +230,20 @@ pub trait Store: Send + Sync + 'static {
     // --- audit ---
     async fn insert_event(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn list_events(&self, query: &AuditQuery, page: Page) -> StoreResult<Vec<AuditEvent>>;
+
+    // --- idempotency ---
+    /// Claims `key` for a request whose body hashes to `request_hash`, or tells what the
+    /// key already holds. Keys older than 24 h are forgotten.
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyState>;
+    /// Records the response of a claimed key.
+    async fn idempotency_finish(&self, key: &str, status: u16, body: &str) -> StoreResult<()>;
+    /// Releases a claimed key without a response (the request failed with a 5xx).
+    async fn idempotency_abandon(&self, key: &str) -> StoreResult<()>;
 
     /// Deletes expired revocations, expired sessions and audit events older than
     /// `audit_before`.

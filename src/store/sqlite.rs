@@ -728,6 +728,77 @@ impl Store for SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyState> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = ? AND created_at < ?")
+            .bind(key)
+            .bind(ms(now - chrono::Duration::hours(24)))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, status, body, created_at) \
+             VALUES (?, ?, 0, '', ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(request_hash)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected()
+            == 1;
+        let state = if claimed {
+            IdempotencyState::Claimed
+        } else {
+            let row = sqlx::query(
+                "SELECT request_hash, status, body FROM idempotency_keys WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let request_hash: String = row.try_get("request_hash").map_err(map_err)?;
+            let status: i64 = row.try_get("status").map_err(map_err)?;
+            if status == 0 {
+                IdempotencyState::InFlight { request_hash }
+            } else {
+                IdempotencyState::Done {
+                    request_hash,
+                    status: status as u16,
+                    body: row.try_get("body").map_err(map_err)?,
+                }
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(state)
+    }
+
+    async fn idempotency_finish(&self, key: &str, status: u16, body: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency_keys SET status = ?, body = ? WHERE key = ?")
+            .bind(status as i64)
+            .bind(body)
+            .bind(key)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn idempotency_abandon(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = ? AND status = 0")
+            .bind(key)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn prune(&self, now: DateTime<Utc>, audit_before: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")

@@ -5,6 +5,7 @@ mod binary;
 mod endpoints;
 mod errors;
 mod helpers;
+mod limits;
 mod lockout;
 mod refresh;
 mod restart;

@@ -1,0 +1,124 @@
+//! `Idempotency-Key` on `POST /auth/register` and `POST /admin/users` (seed 001): the same
+//! key and body within 24 h replays the first response; the same key with another body is
+//! 409 `idempotency_conflict`. Only successful responses are kept. A second request arriving while the first still runs waits
+//! for its response (up to 10 s) rather than running twice.
+//!
+//! Keys are scoped by path and by the caller's `Authorization` header, so one admin's key
+//! never replays a response to somebody else.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::service::Error;
+use crate::store::IdempotencyState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ring::digest::{digest, SHA256};
+use std::time::Duration;
+
+const ROUTES: &[&str] = &["/api/v1/auth/register", "/api/v1/admin/users"];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn replay_idempotent(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let Some(key) = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|_| req.method() == Method::POST && ROUTES.contains(&path.as_str()))
+    else {
+        return next.run(req).await;
+    };
+    if key.is_empty() || key.len() > 255 {
+        return ApiError(Error::field(
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        ))
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, state.service.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return ApiError(Error::PayloadTooLarge).into_response(),
+    };
+    let auth = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let scope = [path.as_bytes(), b"\n", &auth, b"\n", key.as_bytes()].concat();
+    let store_key = hex(digest(&SHA256, &scope).as_ref());
+    let request_hash = hex(digest(&SHA256, &bytes).as_ref());
+    let store = &state.service.store;
+
+    let mut waited = Duration::ZERO;
+    loop {
+        let now = chrono::Utc::now();
+        match store
+            .idempotency_begin(&store_key, &request_hash, now)
+            .await
+        {
+            Err(e) => return ApiError(e.into()).into_response(),
+            Ok(IdempotencyState::Claimed) => break,
+            Ok(
+                IdempotencyState::InFlight { request_hash: h }
+                | IdempotencyState::Done {
+                    request_hash: h, ..
+                },
+            ) if h != request_hash => {
+                return ApiError(Error::IdempotencyConflict).into_response();
+            }
+            Ok(IdempotencyState::Done { status, body, .. }) => {
+                let mut res =
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                res.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                return res;
+            }
+            Ok(IdempotencyState::InFlight { .. }) if waited < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                waited += Duration::from_millis(50);
+            }
+            Ok(IdempotencyState::InFlight { .. }) => {
+                return ApiError(Error::IdempotencyConflict).into_response();
+            }
+        }
+    }
+
+    let res = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = res.status();
+    // Only a success is remembered: a refused request changed nothing, and retrying it
+    // gives the same refusal (or succeeds once the cause is gone).
+    if !status.is_success() {
+        let _ = store.idempotency_abandon(&store_key).await;
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let stored = String::from_utf8_lossy(&body);
+    if let Err(e) = store
+        .idempotency_finish(&store_key, status.as_u16(), &stored)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(body))
+}

@@ -1,0 +1,212 @@
+//! Rate limits and idempotency keys.
+
+use crate::helpers::*;
+use serde_json::json;
+
+async fn login_from(app: &TestApp, xff: Option<&str>, ident: &str) -> Resp {
+    let mut req = app.client.post(app.url("/api/v1/auth/login"));
+    if let Some(ip) = xff {
+        req = req.header("x-forwarded-for", ip);
+    }
+    into_resp(
+        req.json(&json!({"username": ident, "password": "Wrong-pass-123"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn login_is_limited_per_account_and_ip_with_honest_headers() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login", "3/sec")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    for left in [2, 1, 0] {
+        let r = login_from(&app, None, "someone@example.com").await;
+        r.assert(401, Some("invalid_credentials"));
+        assert_eq!(r.header("ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(r.header("ratelimit-remaining"), Some(left.to_string()));
+        assert!(r.header("ratelimit-reset").is_some());
+    }
+    let r = login_from(&app, None, "someone@example.com").await;
+    r.assert(429, Some("rate_limited"));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    assert_eq!(r.body["retry_after"], retry);
+    assert_eq!(r.header("ratelimit-remaining").as_deref(), Some("0"));
+    // Another account from the same address has its own bucket.
+    login_from(&app, None, "other@example.com")
+        .await
+        .assert(401, None);
+    // Waiting Retry-After seconds lets the next request through.
+    tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+    login_from(&app, None, "someone@example.com")
+        .await
+        .assert(401, Some("invalid_credentials"));
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login_ip", "2/min")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    login_from(&app, Some("1.1.1.1"), "a@example.com")
+        .await
+        .assert(401, None);
+    login_from(&app, Some("2.2.2.2"), "b@example.com")
+        .await
+        .assert(401, None);
+    // Different claimed addresses, but the peer (127.0.0.1) is not a trusted proxy.
+    login_from(&app, Some("3.3.3.3"), "c@example.com")
+        .await
+        .assert(429, Some("rate_limited"));
+
+    let trusted = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login_ip", "2/min")
+            .set("lockout_threshold", "100")
+            .set("trusted_proxies", "127.0.0.0/8")
+    })
+    .await;
+    for ip in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"] {
+        login_from(&trusted, Some(ip), "a@example.com")
+            .await
+            .assert(401, None);
+    }
+    login_from(&trusted, Some("9.9.9.9, 1.1.1.1"), "z@example.com")
+        .await
+        .assert(401, None);
+    login_from(&trusted, Some("1.1.1.1"), "y@example.com")
+        .await
+        .assert(429, Some("rate_limited"));
+}
+
+#[tokio::test]
+async fn registration_and_writes_are_limited() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_register", "2/hour")
+            .set("rate_limit_write", "2/min")
+    })
+    .await;
+    app.register("r1@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    app.register("r2@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    let r = app.register("r3@example.com", PASSWORD).await;
+    r.assert(429, Some("rate_limited"));
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() > 60);
+    let login = app.login("r1@example.com", PASSWORD).await.body;
+    let at = access(&login);
+    app.patch_auth("/api/v1/auth/me", &at, json!({"full_name": "A"}))
+        .await
+        .assert(200, None);
+    app.patch_auth("/api/v1/auth/me", &at, json!({"full_name": "B"}))
+        .await
+        .assert(200, None);
+    app.patch_auth("/api/v1/auth/me", &at, json!({"full_name": "C"}))
+        .await
+        .assert(429, Some("rate_limited"));
+    // Reads are not limited.
+    for _ in 0..5 {
+        let r = app.get_auth("/api/v1/auth/me", &at).await;
+        r.assert(200, None);
+        assert!(r.header("ratelimit-limit").is_none());
+    }
+}
+
+#[tokio::test]
+async fn refresh_is_limited_per_session() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_refresh", "2/min")
+            .set("refresh_rotation", "false")
+    })
+    .await;
+    let (email, a) = app.new_user().await;
+    let b = app.login(&email, PASSWORD).await.body;
+    app.refresh(&refresh_token(&a)).await.assert(200, None);
+    app.refresh(&refresh_token(&a)).await.assert(200, None);
+    app.refresh(&refresh_token(&a))
+        .await
+        .assert(429, Some("rate_limited"));
+    app.refresh(&refresh_token(&b)).await.assert(200, None);
+}
+
+#[tokio::test]
+async fn rate_limit_off_disables_limits() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "off")
+            .set("rate_limit_login", "1/hour")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    for _ in 0..4 {
+        let r = login_from(&app, None, "x@example.com").await;
+        r.assert(401, None);
+        assert!(r.header("ratelimit-limit").is_none());
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_and_conflict() {
+    let app = spawn_app().await;
+    let body = json!({"email": "idem@example.com", "password": PASSWORD});
+    let send = |b: serde_json::Value, key: &'static str| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/auth/register"))
+            .header("idempotency-key", key)
+            .json(&b);
+        async move { into_resp(req.send().await.unwrap()).await }
+    };
+    let first = send(body.clone(), "key-1").await;
+    first.assert(201, None);
+    let again = send(body.clone(), "key-1").await;
+    again.assert(201, None);
+    assert_eq!(again.body, first.body, "the first response is replayed");
+    let other = send(
+        json!({"email": "idem2@example.com", "password": PASSWORD}),
+        "key-1",
+    )
+    .await;
+    other.assert(409, Some("idempotency_conflict"));
+    // Without the key the same body is a new request (and collides).
+    app.post("/api/v1/auth/register", body)
+        .await
+        .assert(409, Some("email_exists"));
+
+    // Parallel requests with one key run once.
+    let b = json!({"email": "para@example.com", "password": PASSWORD});
+    let results = futures::future::join_all((0..5).map(|_| send(b.clone(), "key-par"))).await;
+    for r in &results {
+        r.assert(201, None);
+        assert_eq!(r.body["user"]["id"], results[0].body["user"]["id"]);
+    }
+
+    // Admin creation honours keys too, scoped to the caller.
+    let (_, admin) = app.user_with_tier(4).await;
+    let create = |key: &'static str| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/admin/users"))
+            .bearer_auth(access(&admin))
+            .header("idempotency-key", key)
+            .json(&json!({"email": "made@example.com", "password": PASSWORD}));
+        async move { into_resp(req.send().await.unwrap()).await }
+    };
+    let a = create("adm-1").await;
+    a.assert(201, None);
+    let b = create("adm-1").await;
+    b.assert(201, None);
+    assert_eq!(a.body["id"], b.body["id"]);
+}
