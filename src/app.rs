@@ -22,10 +22,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 }
 
 /// Builds the service on the configured store (the CLI uses this without serving).
-pub async fn build_service(config: Config) -> anyhow::Result<Arc<Service>> {
+pub async fn build_service(config: Config, manage_keys: bool) -> anyhow::Result<Arc<Service>> {
     let config = Arc::new(config);
     let store = open_store(&config).await?;
-    service::build(config, store).await
+    service::build(config, store, manage_keys).await
 }
 
 /// A built, bound, not yet running server.
@@ -38,7 +38,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listen = config.listen.clone();
-        let service = build_service(config).await?;
+        let service = build_service(config, true).await?;
         service.bootstrap_admin().await?;
         let listener = TcpListener::bind(&listen)
             .await

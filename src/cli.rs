@@ -118,6 +118,9 @@ pub fn run() -> std::process::ExitCode {
 async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            for w in config.warnings() {
+                tracing::warn!("{w}");
+            }
             if config.mailer_is_log() {
                 tracing::warn!(
                     "the log mailer writes mails, links included, to the log: development only"
@@ -132,13 +135,13 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let service = app::build_service(config).await?;
+            let service = app::build_service(config, true).await?;
             let kid = service.rotate_signing_keys().await?;
             println!("{kid}");
             Ok(())
         }
         Command::User(cmd) => {
-            let service = app::build_service(config).await?;
+            let service = app::build_service(config, false).await?;
             user_command(&service, cmd).await
         }
         Command::Config(ConfigCommand::Check) => Ok(()),

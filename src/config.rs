@@ -182,14 +182,16 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Where a raw value came from, so errors can name it the way the operator wrote it.
-#[derive(Debug, Clone)]
+/// No `Debug`: the value may be a secret.
+#[derive(Clone)]
 struct Raw {
     value: String,
     origin: String,
 }
 
 /// The raw key → value map, before parsing.
-#[derive(Debug, Default, Clone)]
+/// No `Debug`: values may be secrets.
+#[derive(Default, Clone)]
 pub struct Sources {
     values: BTreeMap<String, Raw>,
 }
@@ -382,20 +384,10 @@ impl Sources {
             JwtAlg::parse,
         )?;
         let jwt_secret = self.secret("jwt_secret");
-        match (jwt_alg, &jwt_secret) {
-            (JwtAlg::HS256, None) => {
-                return Err(self.err("jwt_secret", "is required when TRADEAUTH_JWT_ALG is HS256"))
-            }
-            (JwtAlg::HS256, Some(s)) if s.expose_secret().len() < 32 => {
-                return Err(self.err("jwt_secret", "must be at least 32 characters for HS256"))
-            }
-            (JwtAlg::HS256, Some(_)) | (_, None) => {}
-            (_, Some(_)) => {
-                return Err(self.err(
-                    "jwt_secret",
-                    "is only used with TRADEAUTH_JWT_ALG=HS256; unset it or set the algorithm",
-                ))
-            }
+        // Too short a secret, or one set beside another algorithm, is reported at start
+        // (see `Config::warnings`), not refused: the contract only requires it for HS256.
+        if jwt_alg == JwtAlg::HS256 && jwt_secret.is_none() {
+            return Err(self.err("jwt_secret", "is required when TRADEAUTH_JWT_ALG is HS256"));
         }
         let database_url = {
             let raw = self.string("database_url", "sqlite://tradeauth.db");
@@ -406,6 +398,12 @@ impl Sources {
                 let path = path.split('?').next().unwrap_or_default().to_string();
                 if path.is_empty() {
                     return Err(self.err("database_url", "sqlite:// needs a file path"));
+                }
+                if path.contains(":memory:") || path.starts_with("file::memory") {
+                    return Err(self.err(
+                        "database_url",
+                        "an in-memory SQLite database is not supported; give a file path",
+                    ));
                 }
                 DatabaseUrl::Sqlite { path }
             } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
@@ -601,13 +599,18 @@ impl Sources {
     }
 }
 
-/// Masks a secret: URLs keep their scheme and host, passwords vanish entirely.
+/// Masks a secret: URLs keep only their scheme and host; anything that may carry a
+/// credential (user info, path, query) is replaced. Other secrets vanish entirely.
 fn mask(key: &str, value: &str) -> String {
     if matches!(key, "database_url" | "redis_url" | "mailer") {
         if let Some((scheme, rest)) = value.split_once("://") {
-            if let Some((_, host)) = rest.rsplit_once('@') {
-                return format!("{scheme}://****@{host}");
-            }
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            let host = authority
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(authority);
+            let masked = authority.contains('@') || authority.len() < rest.len();
+            return format!("{scheme}://{host}{}", if masked { "/****" } else { "" });
         }
         return value.to_string();
     }
@@ -698,6 +701,22 @@ impl Config {
 }
 
 impl Config {
+    /// Settings that are allowed but probably not what the operator meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        match (self.jwt_alg, &self.jwt_secret) {
+            (JwtAlg::HS256, Some(s)) if s.expose_secret().len() < 32 => {
+                w.push("TRADEAUTH_JWT_SECRET is shorter than 32 characters".to_string())
+            }
+            (JwtAlg::HS256, _) | (_, None) => {}
+            (_, Some(_)) => w.push(format!(
+                "TRADEAUTH_JWT_SECRET is ignored: TRADEAUTH_JWT_ALG is {}",
+                self.jwt_alg.as_str()
+            )),
+        }
+        w
+    }
+
     pub fn mailer_is_log(&self) -> bool {
         self.mailer.expose_secret() == "log"
     }

@@ -3,7 +3,7 @@
 use super::auth::{NewUser, PageQuery};
 use super::error::ApiResult;
 use super::extract::{AppJson, AppPath, AppQuery, Ctx, MinTier};
-use super::views::{double_option, AdminUserBody, EventBody, ListBody, UserBody};
+use super::views::{double_option, empty_as_none, AdminUserBody, EventBody, ListBody, UserBody};
 use super::AppState;
 use crate::domain::{Tier, UserId};
 use crate::service::admin::AdminPatch;
@@ -44,9 +44,12 @@ fn tier(n: Option<i64>) -> Result<Option<Tier>, Error> {
 #[derive(Debug, Deserialize)]
 struct UserListQuery {
     q: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     tier: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     active: Option<bool>,
     cursor: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     limit: Option<i64>,
 }
 
@@ -71,7 +74,7 @@ async fn list_users(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct AdminNewUser {
     #[serde(flatten)]
     user: NewUser,
@@ -178,11 +181,14 @@ async fn revoke_user_sessions(
 
 #[derive(Debug, Deserialize)]
 struct AuditParams {
+    #[serde(default, deserialize_with = "empty_as_none")]
     user_id: Option<Uuid>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     since: Option<DateTime<Utc>>,
     cursor: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     limit: Option<i64>,
 }
 

@@ -36,7 +36,8 @@ fn secret(s: Option<String>) -> SecretString {
     SecretString::from(s.unwrap_or_default())
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct NewUser {
     pub email: Option<String>,
     pub password: Option<String>,
@@ -66,7 +67,8 @@ async fn register_user(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct LoginRequest {
     pub username: Option<String>,
     pub email: Option<String>,
@@ -89,7 +91,8 @@ async fn login_user(
     Ok(Json(TokenBody::from(&issued)))
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct RefreshRequest {
     pub refresh_token: Option<String>,
 }
@@ -158,7 +161,8 @@ async fn update_me(
     Ok(Json(UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct PasswordChange {
     pub current_password: Option<String>,
     pub new_password: Option<String>,
@@ -185,6 +189,7 @@ async fn change_password(
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
     pub cursor: Option<String>,
+    #[serde(default, deserialize_with = "super::views::empty_as_none")]
     pub limit: Option<i64>,
 }
 
@@ -222,7 +227,8 @@ async fn list_events(
     Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it may hold a token.
+#[derive(Deserialize)]
 pub struct VerifyQuery {
     pub token: Option<String>,
     pub min_tier: Option<String>,
@@ -234,6 +240,12 @@ async fn verify_caller(
     headers: HeaderMap,
     Query(q): Query<VerifyQuery>,
 ) -> ApiResult<Response> {
+    let caller: Caller = match (presented(&headers), q.token.as_deref()) {
+        (Presented::Bearer(t), _) => state.service.check_access_token(t)?,
+        (Presented::ApiKey(_), _) => return Err(Error::InvalidApiKey.into()),
+        (Presented::None, Some(t)) if !t.is_empty() => state.service.check_access_token(t)?,
+        (Presented::None, _) => return Err(Error::MissingToken.into()),
+    };
     let min_tier = match q.min_tier.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -242,12 +254,6 @@ async fn verify_caller(
                 .and_then(|n| Tier::new(n).ok())
                 .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?,
         ),
-    };
-    let caller: Caller = match (presented(&headers), q.token.as_deref()) {
-        (Presented::Bearer(t), _) => state.service.check_access_token(t)?,
-        (Presented::ApiKey(_), _) => return Err(Error::InvalidApiKey.into()),
-        (Presented::None, Some(t)) if !t.is_empty() => state.service.check_access_token(t)?,
-        (Presented::None, _) => return Err(Error::MissingToken.into()),
     };
     if let Some(min) = min_tier {
         caller.require_tier(min)?;

@@ -82,20 +82,34 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(&peer) {
         return peer;
     }
-    let chain: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(chain.first())
-        .copied()
-        .unwrap_or(peer)
+    let mut leftmost = None;
+    for entry in entries.iter().rev() {
+        // An entry we cannot read ends the walk: believing what stands left of it would
+        // let the client choose its own address.
+        let Some(ip) = parse_forwarded(entry) else {
+            return peer;
+        };
+        if !is_trusted(&ip) {
+            return ip;
+        }
+        leftmost = Some(ip);
+    }
+    leftmost.unwrap_or(peer)
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn parse_forwarded(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    s.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
 fn peer_of(parts: &Parts) -> IpAddr {
@@ -150,13 +164,18 @@ pub fn presented(headers: &HeaderMap) -> Presented<'_> {
     };
     let auth = auth.trim();
     match auth.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() =>
+        {
             Presented::Bearer(rest.trim())
         }
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("apikey") => {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("apikey") && !rest.trim().is_empty() =>
+        {
             Presented::ApiKey(rest.trim())
         }
-        _ => Presented::Bearer(""),
+        // Another scheme (Basic, ...) or an empty credential: nothing we can use.
+        _ => Presented::None,
     }
 }
 
@@ -235,8 +254,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             "x-forwarded-for",
-            "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap(),
+            "1.2.3.4, 5.6.7.8:1234, 10.0.0.2".parse().unwrap(),
         );
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "1.2.3.4, garbage".parse().unwrap());
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let stranger: IpAddr = "9.9.9.9".parse().unwrap();
         assert_eq!(
@@ -245,5 +266,10 @@ mod tests {
         );
         assert_eq!(client_ip(stranger, &h, &trusted), stranger);
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(
+            client_ip(proxy, &bad, &trusted),
+            proxy,
+            "an unreadable entry stops the walk"
+        );
     }
 }

@@ -56,6 +56,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             ratelimit::limit_requests,
         ))
+        // A panicking handler becomes a 500, rendered like every other error.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             error::render_errors,

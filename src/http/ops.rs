@@ -23,11 +23,19 @@ async fn health() -> Json<serde_json::Value> {
 
 /// 200 when every store answers; 503 `unavailable` naming the one that does not.
 async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    match state.service.store.ping().await {
-        Ok(()) => Ok(Json(
-            json!({ "status": "ready", "checks": { "database": "ok" } }),
-        )),
-        Err(e) => Err(Error::Unavailable(format!("database: {e}")).into()),
+    let mut checks = std::collections::BTreeMap::new();
+    let db = match state.service.store.ping().await {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            "down"
+        }
+    };
+    checks.insert("database".to_string(), db.to_string());
+    if checks.values().all(|v| v == "ok") {
+        Ok(Json(json!({ "status": "ready", "checks": checks })))
+    } else {
+        Err(Error::NotReady(checks).into())
     }
 }
 

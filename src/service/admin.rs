@@ -83,18 +83,6 @@ impl Service {
         self.with_lockout(user).await
     }
 
-    /// Refuses a change that would leave no active tier-4 account.
-    async fn guard_last_admin(&self, target: &User, stays_admin: bool) -> Result<()> {
-        if target.tier == Tier::ADMIN
-            && target.is_active
-            && !stays_admin
-            && self.store.count_active_admins().await? <= 1
-        {
-            return Err(Error::LastAdmin);
-        }
-        Ok(())
-    }
-
     pub async fn admin_patch_user(
         &self,
         actor: Option<UserId>,
@@ -110,9 +98,11 @@ impl Service {
         };
         let new_tier = patch.permission_tier.unwrap_or(before.tier);
         let new_active = patch.is_active.unwrap_or(before.is_active);
-        self.guard_last_admin(&before, new_tier == Tier::ADMIN && new_active)
-            .await?;
+        let removes_an_admin = before.tier == Tier::ADMIN
+            && before.is_active
+            && !(new_tier == Tier::ADMIN && new_active);
         let store_patch = UserPatch {
+            keep_an_admin: removes_an_admin,
             tier: patch.permission_tier,
             is_active: patch.is_active,
             is_verified: patch.is_verified,
@@ -170,16 +160,19 @@ impl Service {
         ctx: Option<&RequestContext>,
     ) -> Result<()> {
         let target = self.user(id).await?;
-        self.guard_last_admin(&target, false).await?;
-        self.revoke(RevokeTarget::User {
-            user: id,
-            except: None,
-        })
-        .await?;
-        self.store.clear_attempts(&user_key(id)).await?;
-        if !self.store.delete_user(id).await? {
-            return Err(Error::NotFound("user"));
+        let now = Utc::now();
+        let until = self.sid_revocation_until(now);
+        let revoked = self
+            .store
+            .delete_user(id, now, until, true)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        for sid in revoked {
+            self.revocations
+                .insert(crate::store::Revoked::Sid(sid), until);
+            let _ = self.revoked_sessions.send(sid);
         }
+        self.store.clear_attempts(&user_key(id)).await?;
         self.audit(
             "user.updated",
             Some(id),

@@ -30,8 +30,8 @@ pub struct LoginInput {
     pub remember_me: bool,
 }
 
-/// Tokens handed out by login and refresh.
-#[derive(Debug, Clone)]
+/// Tokens handed out by login and refresh. No `Debug`: it holds both tokens.
+#[derive(Clone)]
 pub struct Issued {
     pub access_token: String,
     pub access_expires_at: DateTime<Utc>,
@@ -214,6 +214,26 @@ impl Service {
             }
             AttemptSlot::Allowed { failures } => failures,
         };
+        let result = self
+            .finish_login(input, user, key.clone(), failures, now, ctx)
+            .await;
+        if matches!(result, Err(Error::Internal(_) | Error::Unavailable(_))) {
+            // The attempt never reached a verdict: it is not a failure.
+            let _ = self.store.release_attempt(&key).await;
+        }
+        result
+    }
+
+    async fn finish_login(
+        &self,
+        input: LoginInput,
+        user: Option<User>,
+        key: String,
+        failures: u32,
+        now: DateTime<Utc>,
+        ctx: &RequestContext,
+    ) -> Result<Issued> {
+        let policy = self.lockout_policy();
         let stored = match &user {
             Some(u) => self.store.password_hash(u.id).await?,
             None => None,
@@ -357,9 +377,18 @@ impl Service {
             .ok_or(Error::InvalidRefreshToken)?;
         // Two passes at most: if another refresh wins the rotation race, the second pass
         // sees its result and takes the grace path, handing out the token it issued.
-        for _ in 0..2 {
+        for pass in 0..2 {
             let now = Utc::now();
-            match session.state().decide(presented, now, grace) {
+            let mut decision = session.state().decide(presented, now, grace);
+            // Lost the rotation race a moment ago: the winner's token is the answer,
+            // however short the grace window.
+            if pass == 1
+                && decision == RefreshDecision::Reuse
+                && presented == session.generation - 1
+            {
+                decision = RefreshDecision::GraceRetry;
+            }
+            match decision {
                 RefreshDecision::Invalid => return Err(Error::InvalidRefreshToken),
                 RefreshDecision::Reuse => {
                     self.revoke(RevokeTarget::Session(sid)).await?;

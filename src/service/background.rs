@@ -2,7 +2,7 @@
 //! - revocation catch-up: applies revocations other writers recorded (the CLI, other
 //!   instances) to this instance's list, every 250 ms, so a revocation anywhere takes
 //!   effect here within a second;
-//! - key reload every 10 s (a rotation elsewhere);
+//! - key reload every 5 s (a rotation elsewhere);
 //! - pruning of expired revocations, sessions and old audit events every minute.
 
 use super::Service;
@@ -19,7 +19,7 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             n += 1;
             service.catch_up_revocations().await;
-            if n % 40 == 0 {
+            if n % 20 == 0 {
                 if let Err(e) = service.reload_keys().await {
                     tracing::warn!(error = %e, "signing key reload failed");
                 }

@@ -71,6 +71,9 @@ pub enum Error {
     RateLimited { retry_after: u64 },
     #[error("a backing store is unavailable; retry shortly")]
     Unavailable(String),
+    /// `/readyz`: which dependency is down (`{"database": "down"}`).
+    #[error("not ready: {}", .0.iter().filter(|(_, v)| *v != "ok").map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))]
+    NotReady(BTreeMap<String, String>),
     #[error("internal error")]
     Internal(String),
 }
@@ -107,7 +110,7 @@ impl Error {
             WeakPassword { .. } | TierNotAllowed(_) | LastAdmin => 422,
             AccountLocked { .. } => 423,
             RateLimited { .. } => 429,
-            Unavailable(_) => 503,
+            Unavailable(_) | NotReady(_) => 503,
             Internal(_) => 500,
         }
     }
@@ -146,7 +149,7 @@ impl Error {
             LastAdmin => "last_admin",
             AccountLocked { .. } => "account_locked",
             RateLimited { .. } => "rate_limited",
-            Unavailable(_) => "unavailable",
+            Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
         }
     }
@@ -160,9 +163,20 @@ impl Error {
         }
     }
 
-    pub fn details(&self) -> Option<&BTreeMap<String, String>> {
+    /// `{field: message}` for 400 and 422 answers; `None` for other statuses.
+    pub fn details(&self) -> Option<BTreeMap<String, String>> {
+        let one = |field: &str| Some(BTreeMap::from([(field.to_string(), self.message())]));
         match self {
-            Error::Validation { details, .. } | Error::WeakPassword { details } => Some(details),
+            Error::Validation { details, .. } | Error::WeakPassword { details }
+                if !details.is_empty() =>
+            {
+                Some(details.clone())
+            }
+            Error::Validation { .. } | Error::WeakPassword { .. } => one("body"),
+            Error::LastAdmin => one("permission_tier"),
+            Error::TierNotAllowed(_) => one("permission_tier"),
+            Error::InvalidMailToken => one("token"),
+            Error::InvalidMfaCode { at_login: false } => one("code"),
             _ => None,
         }
     }
@@ -180,7 +194,11 @@ impl Error {
     pub fn rejects_credential(&self) -> bool {
         matches!(
             self,
-            Error::InvalidToken | Error::TokenExpired | Error::InvalidApiKey
+            Error::InvalidToken
+                | Error::TokenExpired
+                | Error::InvalidApiKey
+                | Error::InvalidRefreshToken
+                | Error::RefreshTokenReused
         )
     }
 
@@ -213,6 +231,7 @@ impl From<crate::store::StoreError> for Error {
         use crate::store::StoreError;
         match e {
             StoreError::Conflict("email") => Error::EmailExists,
+            StoreError::Conflict("last_admin") => Error::LastAdmin,
             StoreError::Conflict(_) => Error::UsernameExists,
             StoreError::Unavailable(m) => Error::Unavailable(m),
             StoreError::Other(m) => Error::Internal(m),

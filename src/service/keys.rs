@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
+/// A retired key stays published until its last token expires: tokens are signed with it
+/// until every instance has reloaded (within `RELOAD_EVERY`), so add that and a margin.
 fn retire_until(config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
-    now + config.access_ttl_chrono() + chrono::Duration::seconds(5)
+    now + config.access_ttl_chrono() + chrono::Duration::seconds(30)
 }
 
 /// Makes sure an active and a standby key of the configured algorithm exist; keys of
@@ -47,12 +49,25 @@ fn key_set(config: &Config, keys: &[StoredKey]) -> anyhow::Result<KeySet> {
     KeySet::from_stored(config.jwt_alg, keys, Utc::now())
 }
 
-/// The key ring of a starting instance.
-pub async fn load_or_create(config: &Config, store: &DynStore) -> anyhow::Result<Arc<KeyRing>> {
+/// The key ring of a starting instance. Only a serving instance (`manage`) creates or
+/// retires keys; a CLI command run with another `jwt_alg` must never touch the server's
+/// keys, so it reads them, or signs with a throwaway key it never stores.
+pub async fn load_or_create(
+    config: &Config,
+    store: &DynStore,
+    manage: bool,
+) -> anyhow::Result<Arc<KeyRing>> {
     let set = match (config.jwt_alg, &config.jwt_secret) {
         (JwtAlg::HS256, Some(secret)) => KeySet::from_secret(secret.expose_secret().as_bytes()),
         (JwtAlg::HS256, None) => anyhow::bail!("HS256 needs TRADEAUTH_JWT_SECRET"),
-        _ => key_set(config, &ensure_keys(config, store).await?)?,
+        _ if manage => key_set(config, &ensure_keys(config, store).await?)?,
+        _ => match key_set(config, &store.signing_keys().await?) {
+            Ok(set) => set,
+            Err(_) => key_set(
+                config,
+                &[generate(config.jwt_alg, KeyState::Active, Utc::now())?],
+            )?,
+        },
     };
     Ok(Arc::new(KeyRing::new(config.jwt_alg, set)))
 }
@@ -60,10 +75,6 @@ pub async fn load_or_create(config: &Config, store: &DynStore) -> anyhow::Result
 /// Rotates: the standby becomes active, the active one is retired (published until its
 /// tokens expire), a new standby is made. Returns the new active `kid`.
 pub async fn rotate(config: &Config, store: &DynStore) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        config.jwt_alg != JwtAlg::HS256,
-        "HS256 uses a shared secret; rotate it by changing TRADEAUTH_JWT_SECRET"
-    );
     let keys = ensure_keys(config, store).await?;
     let now = Utc::now();
     let alg = config.jwt_alg;
@@ -101,6 +112,12 @@ impl Service {
     }
 
     pub async fn rotate_signing_keys(&self) -> Result<String> {
+        if self.config.jwt_alg == JwtAlg::HS256 {
+            return Err(super::Error::field(
+                "jwt_alg",
+                "HS256 signs with a shared secret; rotate it by changing TRADEAUTH_JWT_SECRET",
+            ));
+        }
         let kid = rotate(&self.config, &self.store).await?;
         self.reload_keys().await?;
         Ok(kid)

@@ -230,14 +230,20 @@ impl Service {
 }
 
 /// Builds the service: hasher, keys, refresh secret, revocation list loaded from the store.
-pub async fn build(config: Arc<Config>, store: DynStore) -> anyhow::Result<Arc<Service>> {
+/// `manage_keys`: create missing signing keys (a serving instance, `keys rotate`); other
+/// CLI commands only read them.
+pub async fn build(
+    config: Arc<Config>,
+    store: DynStore,
+    manage_keys: bool,
+) -> anyhow::Result<Arc<Service>> {
     let hasher = passwords::Hasher::new(
         config.argon2_memory_kib,
         config.argon2_iterations,
         config.argon2_parallelism,
         config.hash_concurrency,
     )?;
-    let ring = keys::load_or_create(&config, &store).await?;
+    let ring = keys::load_or_create(&config, &store, manage_keys).await?;
     let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;

@@ -55,6 +55,10 @@ pub struct UserPatch {
     pub tier: Option<Tier>,
     pub is_active: Option<bool>,
     pub is_verified: Option<bool>,
+    /// Refuse the change (`Conflict("last_admin")`) unless another active tier-4 account
+    /// exists — checked in the same statement, so two admins demoting each other at once
+    /// cannot both succeed.
+    pub keep_an_admin: bool,
 }
 
 /// Filters of the admin user list.
@@ -160,7 +164,16 @@ pub trait Store: Send + Sync + 'static {
     async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<User>>;
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
     async fn list_users(&self, query: &UserQuery, page: Page) -> StoreResult<Vec<User>>;
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    /// Deletes the user; their live sessions get `sid` revocations valid until `until`, in
+    /// the same transaction. `None` when there is no such user. With `keep_an_admin`, as
+    /// in [`UserPatch::keep_an_admin`].
+    async fn delete_user(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        keep_an_admin: bool,
+    ) -> StoreResult<Option<Vec<Uuid>>>;
     async fn count_active_admins(&self) -> StoreResult<i64>;
     async fn bootstrap_user(&self) -> StoreResult<Option<User>>;
 

@@ -25,6 +25,16 @@ pub struct SqliteStore {
 
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included: another writer
+        // held the file past the busy timeout. The caller may retry.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+        {
+            StoreError::Unavailable(db.message().to_string())
+        }
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let msg = db.message();
             if msg.contains("users.email") {
@@ -257,7 +267,8 @@ impl Store for SqliteStore {
                tier = COALESCE(?, tier), \
                is_active = COALESCE(?, is_active), \
                is_verified = COALESCE(?, is_verified) \
-             WHERE id = ? RETURNING {USER_COLS}"
+             WHERE id = ?8 AND (?9 = 0 OR (SELECT COUNT(*) FROM users \
+               WHERE tier = 4 AND is_active = 1 AND id <> ?8) > 0) RETURNING {USER_COLS}"
         );
         let row = sqlx::query(&sql)
             .bind(p.email.as_ref().map(|e| e.as_str()))
@@ -272,10 +283,17 @@ impl Store for SqliteStore {
             .bind(p.is_active)
             .bind(p.is_verified)
             .bind(id.0.to_string())
+            .bind(p.keep_an_admin)
             .fetch_optional(&self.write)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
+        match row {
+            Some(row) => user_from_row(&row).map(Some),
+            None if p.keep_an_admin && self.user_by_id(id).await?.is_some() => {
+                Err(StoreError::Conflict("last_admin"))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
@@ -321,22 +339,67 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+    async fn delete_user(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        keep_an_admin: bool,
+    ) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         let uid = id.0.to_string();
+        let target: Option<(i64, bool)> =
+            sqlx::query_as("SELECT tier, is_active FROM users WHERE id = ?")
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((tier, active)) = target else {
+            return Ok(None);
+        };
+        if keep_an_admin && tier == 4 && active {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE tier = 4 AND is_active = 1 AND id <> ?",
+            )
+            .bind(&uid)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if others == 0 {
+                return Err(StoreError::Conflict("last_admin"));
+            }
+        }
+        let live: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(&uid)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        for sid in &live {
+            sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)")
+                .bind(sid)
+                .bind(ms(until))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")
             .bind(&uid)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let n = sqlx::query("DELETE FROM users WHERE id = ?")
+        sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(&uid)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?
-            .rows_affected();
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(n > 0)
+        let _ = now;
+        Ok(Some(
+            live.iter()
+                .filter_map(|s| Uuid::parse_str(s).ok())
+                .collect(),
+        ))
     }
 
     async fn count_active_admins(&self) -> StoreResult<i64> {
@@ -818,6 +881,14 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM login_attempts WHERE (locked_until IS NULL OR locked_until < ?1) \
+             AND window_start < ?1 - 86400000",
+        )
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
             .bind(ms(now - chrono::Duration::hours(24)))
             .execute(&mut *tx)

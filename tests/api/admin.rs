@@ -86,6 +86,18 @@ async fn create_list_get_patch_delete() {
         .await;
     assert_eq!(r2.body["items"].as_array().unwrap().len(), 1);
     assert!(r2.body["next_cursor"].is_null());
+    // The contract's own example: empty values mean "no filter".
+    let r = app
+        .get_auth("/api/v1/admin/users?q=&tier=&active=&cursor=&limit=", &at)
+        .await;
+    r.assert(200, None);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 5);
+    app.get_auth(
+        "/api/v1/admin/audit?user_id=&type=&since=&cursor=&limit=",
+        &at,
+    )
+    .await
+    .assert(200, None);
     let r = app.get_auth("/api/v1/admin/users?tier=3", &at).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["items"][0]["failed_login_count"], 0);

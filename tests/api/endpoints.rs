@@ -392,6 +392,7 @@ async fn health_readiness_and_events() {
     let r = app.get("/readyz").await;
     r.assert(200, None);
     assert_eq!(r.body["checks"]["database"], "ok");
+
     let (email, login) = app.new_user().await;
     app.login(&email, "Wrong-pass-123").await.assert(401, None);
     let r = app.get_auth("/api/v1/auth/events", &access(&login)).await;

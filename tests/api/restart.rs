@@ -43,7 +43,7 @@ async fn a_revocation_by_another_writer_reaches_the_running_server() {
         .set("database_url", format!("sqlite://{}", db.display()))
         .build(false)
         .unwrap();
-    let other = tradeauth::app::build_service(config).await.unwrap();
+    let other = tradeauth::app::build_service(config, false).await.unwrap();
     let id = tradeauth::domain::UserId(login["user"]["id"].as_str().unwrap().parse().unwrap());
     let patch = tradeauth::service::admin::AdminPatch {
         is_active: Some(false),

@@ -102,7 +102,8 @@ async fn forged_and_malformed_tokens_are_invalid() {
         me(&app, &t).await.assert(401, Some("invalid_token"));
     }
 
-    // Garbage, a refresh token used as an access token, an empty bearer.
+    // Garbage and a refresh token used as an access token are invalid; an empty bearer is
+    // no credential.
     me(&app, "garbage").await.assert(401, Some("invalid_token"));
     me(&app, &refresh_token(&login))
         .await
@@ -116,7 +117,7 @@ async fn forged_and_malformed_tokens_are_invalid() {
             .unwrap(),
     )
     .await;
-    r.assert(401, Some("invalid_token"));
+    r.assert(401, Some("missing_token"));
     let r = into_resp(
         app.client
             .get(app.url("/api/v1/auth/me"))
@@ -126,7 +127,12 @@ async fn forged_and_malformed_tokens_are_invalid() {
             .unwrap(),
     )
     .await;
-    r.assert(401, Some("invalid_token"));
+    // Another scheme is no credential at all.
+    r.assert(401, Some("missing_token"));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="tradeauth""#.into())
+    );
     me(&app, &token).await.assert(200, None);
 }
 

@@ -16,11 +16,10 @@ pub fn error_body(error: &Error) -> Value {
         _ => {}
     }
     if let Some(details) = error.details() {
-        if details.is_empty() {
-            body["details"] = json!({ "body": error.message() });
-        } else {
-            body["details"] = json!(details);
-        }
+        body["details"] = json!(details);
+    }
+    if let Error::NotReady(checks) = error {
+        body["checks"] = json!(checks);
     }
     body
 }
