@@ -65,9 +65,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = service::background::spawn(self.service.clone());
-        let router = http::router(AppState {
-            service: self.service.clone(),
-        });
+        let router = http::router(AppState::new(self.service.clone()));
+        // Tell open WebSockets to close (1001) once shutdown starts, so graceful shutdown
+        // does not wait on them forever.
+        let service = self.service.clone();
+        let shutdown = async move {
+            shutdown.await;
+            service.shutdown.send_replace(true);
+        };
         tracing::info!(
             port = self.port,
             dialect = self.service.config.dialect.as_str(),

@@ -94,6 +94,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// Open WebSockets allowed per user.
+    pub ws_max_per_user: usize,
     /// Per-class rate limits (used when `rate_limit` is on).
     pub rate_limits: RateLimits,
 }
@@ -163,6 +165,7 @@ const KEYS: &[(&str, bool)] = &[
     ("hash_concurrency", false),
     ("max_body_bytes", false),
     ("audit_retention", false),
+    ("ws_max_per_user", false),
     ("rate_limit_login", false),
     ("rate_limit_login_ip", false),
     ("rate_limit_register", false),
@@ -570,6 +573,7 @@ impl Sources {
                 "from 1024 to 67108864",
             )?,
             audit_retention: self.duration("audit_retention", Duration::from_secs(90 * DAY))?,
+            ws_max_per_user: self.number("ws_max_per_user", 16, 1, 10_000, "from 1 to 10000")?,
             rate_limits: RateLimits {
                 login: self.limit("rate_limit_login", "10/min")?,
                 login_ip: self.limit("rate_limit_login_ip", "30/min")?,
@@ -669,6 +673,7 @@ fn effective_default(cfg: &Config, key: &str) -> String {
         "hash_concurrency" => cfg.hash_concurrency.to_string(),
         "max_body_bytes" => cfg.max_body_bytes.to_string(),
         "audit_retention" => d(cfg.audit_retention),
+        "ws_max_per_user" => cfg.ws_max_per_user.to_string(),
         "rate_limit_login" => cfg.rate_limits.login.to_string(),
         "rate_limit_login_ip" => cfg.rate_limits.login_ip.to_string(),
         "rate_limit_register" => cfg.rate_limits.register_ip.to_string(),

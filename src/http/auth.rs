@@ -7,7 +7,7 @@ use super::AppState;
 use crate::domain::Tier;
 use crate::service::auth::{LoginInput, NewAccount};
 use crate::service::{Caller, Error, PageRequest};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -238,24 +238,21 @@ pub struct VerifyQuery {
 async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
+    Ctx(ctx): Ctx,
+    AppQuery(q): AppQuery<VerifyQuery>,
 ) -> ApiResult<Response> {
     let caller: Caller = match (presented(&headers), q.token.as_deref()) {
         (Presented::Bearer(t), _) => state.service.check_access_token(t)?,
-        (Presented::ApiKey(_), _) => return Err(Error::InvalidApiKey.into()),
+        (Presented::ApiKey(k), _) => state.service.check_api_key(k, ctx.ip).await?,
         (Presented::None, Some(t)) if !t.is_empty() => state.service.check_access_token(t)?,
         (Presented::None, _) => return Err(Error::MissingToken.into()),
     };
-    let min_tier = match q.min_tier.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<i64>()
-                .ok()
-                .and_then(|n| Tier::new(n).ok())
-                .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?,
-        ),
-    };
-    if let Some(min) = min_tier {
+    if let Some(min) = q.min_tier.as_deref().filter(|s| !s.is_empty()) {
+        let min = min
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| Tier::new(n).ok())
+            .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?;
         caller.require_tier(min)?;
     }
     let mut res = StatusCode::NO_CONTENT.into_response();

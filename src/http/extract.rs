@@ -192,7 +192,14 @@ where
         let state = AppState::from_ref(state);
         let caller = match presented(&parts.headers) {
             Presented::Bearer(token) => state.service.check_access_token(token)?,
-            Presented::ApiKey(_) => return Err(ApiError(Error::InvalidApiKey)),
+            Presented::ApiKey(key) => {
+                let ip = client_ip(
+                    peer_of(parts),
+                    &parts.headers,
+                    &state.service.config.trusted_proxies,
+                );
+                state.service.check_api_key(key, ip).await?
+            }
             Presented::None => return Err(ApiError(Error::MissingToken)),
         };
         Ok(AuthUser(caller))

@@ -5,6 +5,7 @@
 //! and shape the answer.
 
 pub mod admin;
+pub mod apikeys;
 pub mod auth;
 pub mod dialect;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod idempotency;
 pub mod ops;
 pub mod ratelimit;
 pub mod views;
+pub mod ws;
 
 use crate::config::Dialect;
 use crate::service::Service;
@@ -29,6 +31,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// Open WebSockets per user.
+    pub ws: Arc<ws::Connections>,
+}
+
+impl AppState {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self {
+            service,
+            ws: Arc::default(),
+        }
+    }
 }
 
 impl AppState {
@@ -42,8 +55,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .nest("/auth", auth::router())
-        .nest("/admin", admin::router());
+        .nest("/auth", auth::router().merge(apikeys::router()))
+        .nest("/admin", admin::router())
+        .merge(ws::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())

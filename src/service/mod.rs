@@ -10,6 +10,7 @@
 //! - `background`: revocation catch-up and pruning loops.
 
 pub mod admin;
+pub mod apikeys;
 pub mod auth;
 pub mod background;
 pub mod bootstrap;
@@ -160,6 +161,8 @@ pub struct Service {
     pub events: broadcast::Sender<AuditEvent>,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
     pub revoked_sessions: broadcast::Sender<Uuid>,
+    /// Flips to `true` when the server starts shutting down.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Service {
@@ -262,5 +265,6 @@ pub async fn build(
         limiter: Arc::new(crate::store::ratelimit::LocalRateLimiter::default()),
         events,
         revoked_sessions,
+        shutdown: tokio::sync::watch::Sender::new(false),
     }))
 }

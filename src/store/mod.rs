@@ -132,6 +132,22 @@ pub struct LockoutState {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
+/// An API key as stored (never the secret itself).
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub public_id: String,
+    pub secret_hash: Vec<u8>,
+    pub name: String,
+    pub tier: Tier,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// What an `Idempotency-Key` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyState {
@@ -243,6 +259,26 @@ pub trait Store: Send + Sync + 'static {
     // --- audit ---
     async fn insert_event(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn list_events(&self, query: &AuditQuery, page: Page) -> StoreResult<Vec<AuditEvent>>;
+
+    // --- API keys ---
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The key with this public id and its owner, in one read (the check path).
+    async fn api_key_with_owner(
+        &self,
+        public_id: &str,
+    ) -> StoreResult<Option<(ApiKeyRecord, User)>>;
+    /// The user's keys that are not revoked, newest first.
+    async fn list_api_keys(&self, user: UserId, page: Page) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revokes the user's key; `false` if there is no such live key of theirs.
+    async fn revoke_api_key(&self, user: UserId, id: Uuid, now: DateTime<Utc>)
+        -> StoreResult<bool>;
+    /// Records a use, if the recorded one is older than `older_than`.
+    async fn touch_api_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        older_than: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     // --- idempotency ---
     /// Claims `key` for a request whose body hashes to `request_hash`, or tells what the

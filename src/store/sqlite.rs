@@ -170,6 +170,31 @@ fn event_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
     })
 }
 
+const KEY_COLS: &str = "k.id, k.user_id, k.public_id, k.secret_hash, k.name, k.tier, \
+     k.created_at, k.expires_at, k.allowed_ips, k.last_used_at, k.revoked_at";
+
+fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
+    let opt = |c: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        let v: Option<i64> = row.try_get(c).map_err(map_err)?;
+        Ok(v.map(from_ms))
+    };
+    let ips: String = row.try_get("allowed_ips").map_err(map_err)?;
+    let tier: i64 = row.try_get("tier").map_err(map_err)?;
+    Ok(ApiKeyRecord {
+        id: uuid_col(row, "id")?,
+        user_id: UserId(uuid_col(row, "user_id")?),
+        public_id: row.try_get("public_id").map_err(map_err)?,
+        secret_hash: row.try_get("secret_hash").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        tier: Tier::new(tier).map_err(|e| StoreError::Other(e.to_string()))?,
+        created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+        expires_at: opt("expires_at")?,
+        allowed_ips: serde_json::from_str(&ips).map_err(|e| StoreError::Other(e.to_string()))?,
+        last_used_at: opt("last_used_at")?,
+        revoked_at: opt("revoked_at")?,
+    })
+}
+
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -789,6 +814,121 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn insert_api_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, public_id, secret_hash, name, tier, created_at, \
+             expires_at, allowed_ips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(k.id.to_string())
+        .bind(k.user_id.0.to_string())
+        .bind(&k.public_id)
+        .bind(&k.secret_hash)
+        .bind(&k.name)
+        .bind(k.tier.get() as i64)
+        .bind(ms(k.created_at))
+        .bind(k.expires_at.map(ms))
+        .bind(serde_json::to_string(&k.allowed_ips).unwrap_or_else(|_| "[]".into()))
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn api_key_with_owner(
+        &self,
+        public_id: &str,
+    ) -> StoreResult<Option<(ApiKeyRecord, User)>> {
+        let user_cols: String = USER_COLS
+            .split(", ")
+            .map(|c| format!("u.{c} AS u_{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {KEY_COLS}, {user_cols} FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.public_id = ?"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(public_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let key = api_key_from_row(&row)?;
+        let tier: i64 = row.try_get("u_tier").map_err(map_err)?;
+        let full_name: Option<String> = row.try_get("u_full_name").map_err(map_err)?;
+        let last: Option<i64> = row.try_get("u_last_login_at").map_err(map_err)?;
+        let id: String = row.try_get("u_id").map_err(map_err)?;
+        let owner = User {
+            id: UserId(Uuid::parse_str(&id).map_err(|e| StoreError::Other(e.to_string()))?),
+            email: Email::from_trusted(row.try_get("u_email").map_err(map_err)?),
+            username: Username::from_trusted(row.try_get("u_username").map_err(map_err)?),
+            full_name: full_name.map(FullName::from_trusted),
+            tier: Tier::new(tier).map_err(|e| StoreError::Other(e.to_string()))?,
+            is_active: row.try_get("u_is_active").map_err(map_err)?,
+            is_verified: row.try_get("u_is_verified").map_err(map_err)?,
+            mfa_enabled: row.try_get("u_mfa_enabled").map_err(map_err)?,
+            is_bootstrap: row.try_get("u_is_bootstrap").map_err(map_err)?,
+            created_at: from_ms(row.try_get("u_created_at").map_err(map_err)?),
+            last_login_at: last.map(from_ms),
+        };
+        Ok(Some((key, owner)))
+    }
+
+    async fn list_api_keys(&self, user: UserId, page: Page) -> StoreResult<Vec<ApiKeyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ?1 AND k.revoked_at IS NULL \
+             AND (?2 IS NULL OR k.id < ?2) ORDER BY k.id DESC LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.0.to_string())
+            .bind(page.after.map(|u| u.to_string()))
+            .bind(page.limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(id.to_string())
+        .bind(user.0.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn touch_api_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        older_than: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 \
+             AND (last_used_at IS NULL OR last_used_at < ?3)",
+        )
+        .bind(ms(now))
+        .bind(id.to_string())
+        .bind(ms(older_than))
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn idempotency_begin(

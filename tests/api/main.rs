@@ -1,6 +1,7 @@
 //! The API test suite: every test starts the real server on port 0 and speaks HTTP to it.
 
 mod admin;
+mod apikeys;
 mod binary;
 mod endpoints;
 mod errors;
@@ -10,3 +11,4 @@ mod lockout;
 mod refresh;
 mod restart;
 mod tokens;
+mod websocket;

@@ -1,0 +1,117 @@
+//! `/api/v1/auth/api-keys`: create (the key is shown once), list, revoke.
+
+use super::auth::PageQuery;
+use super::error::ApiResult;
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Ctx};
+use super::views::{rfc3339, rfc3339_opt, ListBody};
+use super::AppState;
+use crate::service::apikeys::NewApiKey;
+use crate::store::ApiKeyRecord;
+use crate::tokens::apikey::PREFIX;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/api-keys/{id}", delete(revoke_api_key))
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiKeyRequest {
+    name: Option<String>,
+    permission_tier: Option<i64>,
+    expires_at: Option<DateTime<Utc>>,
+    allowed_ips: Option<Vec<String>>,
+}
+
+/// A key as listed: never the secret.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyBody {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    permission_tier: u8,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    expires_at: Option<DateTime<Utc>>,
+    allowed_ips: Vec<String>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyBody {
+    fn from(k: &ApiKeyRecord) -> Self {
+        Self {
+            id: k.id,
+            name: k.name.clone(),
+            prefix: format!("{PREFIX}{}", k.public_id),
+            permission_tier: k.tier.get(),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            allowed_ips: k.allowed_ips.iter().map(|n| n.to_string()).collect(),
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A key just created: the listing fields plus the key itself, shown this once.
+#[derive(Serialize)]
+struct CreatedKeyBody {
+    #[serde(flatten)]
+    listed: ApiKeyBody,
+    key: String,
+}
+
+async fn create_api_key(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<ApiKeyRequest>,
+) -> ApiResult<Response> {
+    let input = NewApiKey {
+        name: body.name,
+        permission_tier: body.permission_tier,
+        expires_at: body.expires_at,
+        allowed_ips: body.allowed_ips,
+    };
+    let created = state.service.create_api_key(&caller, input, &ctx).await?;
+    let mut listed = ApiKeyBody::from(&created.record);
+    listed.last_used_at = None;
+    let body = CreatedKeyBody {
+        listed,
+        key: created.key,
+    };
+    let mut value = serde_json::to_value(&body).unwrap_or_default();
+    // The creation answer has no `last_used_at` (API.md lists the fields it has).
+    if let Some(o) = value.as_object_mut() {
+        o.remove("last_used_at");
+    }
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn list_api_keys(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<ApiKeyBody>>> {
+    let paged = state.service.list_api_keys(&caller, q.page()?).await?;
+    Ok(Json(ListBody::from_paged(&paged, |k| ApiKeyBody::from(k))))
+}
+
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.service.revoke_api_key(&caller, id, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

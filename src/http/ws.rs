@@ -1,0 +1,231 @@
+//! `GET /api/v1/ws?token=<access token>` (seed 001): the authenticated WebSocket.
+//!
+//! The token is checked before the upgrade (401 JSON otherwise). On connect the server
+//! sends `welcome`; it answers `ping` with `pong`; `reauth` with a newer token of the same
+//! user extends the connection. It closes with 4001 at the token's expiry, with 4003 as
+//! soon as the session is revoked (logout, deletion, disablement — revocations from other
+//! writers arrive through the catch-up loop), and with 1001 when the server shuts down.
+//! The caller's security events are pushed as they are written.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{presented, AppQuery, Presented};
+use super::views::EventBody;
+use super::AppState;
+use crate::domain::UserId;
+use crate::service::{Caller, Credential, Error};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(connect_socket))
+}
+
+/// Open sockets per user, to enforce the per-user limit. A std Mutex: held for a map
+/// update only.
+#[derive(Default)]
+pub struct Connections {
+    open: Mutex<HashMap<UserId, usize>>,
+}
+
+/// One counted connection; dropping it frees the slot.
+pub struct Slot {
+    connections: Arc<Connections>,
+    user: UserId,
+}
+
+impl Connections {
+    fn acquire(self: &Arc<Self>, user: UserId, max: usize) -> Option<Slot> {
+        let mut open = self.open.lock().expect("connections lock poisoned");
+        let n = open.entry(user).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            connections: self.clone(),
+            user,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .expect("connections lock poisoned");
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// No `Debug`: it holds a token.
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+async fn connect_socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppQuery(q): AppQuery<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let token = match (q.token.filter(|t| !t.is_empty()), presented(&headers)) {
+        (Some(t), _) => t,
+        (None, Presented::Bearer(t)) => t.to_string(),
+        (None, _) => return Err(Error::MissingToken.into()),
+    };
+    let caller = state.service.check_access_token(&token)?;
+    let upgrade = upgrade.map_err(|e| Error::field("upgrade", e.body_text()))?;
+    let max = state.service.config.ws_max_per_user;
+    let slot = state
+        .ws
+        .acquire(caller.user_id, max)
+        .ok_or(ApiError(Error::RateLimited { retry_after: 1 }))?;
+    Ok(upgrade.on_upgrade(move |socket| run_socket(state, caller, socket, slot)))
+}
+
+fn text(v: Value) -> Message {
+    Message::Text(v.to_string().into())
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+fn until(exp: i64) -> Duration {
+    let left = exp - chrono::Utc::now().timestamp();
+    Duration::from_secs(left.max(0) as u64)
+}
+
+async fn run_socket(state: AppState, caller: Caller, mut socket: WebSocket, _slot: Slot) {
+    let service = &state.service;
+    let Credential::Session {
+        mut sid, mut exp, ..
+    } = caller.credential
+    else {
+        return;
+    };
+    let user = caller.user_id;
+    let mut events = service.events.subscribe();
+    let mut revoked = service.revoked_sessions.subscribe();
+    let mut shutdown = service.shutdown.subscribe();
+    let welcome = json!({"type": "welcome", "user_id": user, "permission_tier": caller.tier.get(), "expires_at": exp});
+    if socket.send(text(welcome)).await.is_err() {
+        return;
+    }
+    let expiry = tokio::time::sleep(until(exp));
+    tokio::pin!(expiry);
+    let closing = loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(msg)) = incoming else { break None };
+                let reply = match msg {
+                    Message::Text(t) => answer(service, user, &t, &mut sid, &mut exp),
+                    Message::Close(_) => break None,
+                    _ => continue,
+                };
+                if let Some(ReplyOutcome::Reauthed) = reply.1 {
+                    expiry.as_mut().reset(tokio::time::Instant::now() + until(exp));
+                }
+                if socket.send(text(reply.0)).await.is_err() {
+                    break None;
+                }
+            }
+            _ = &mut expiry => break Some(close(4001, "token expired")),
+            r = revoked.recv() => match r {
+                Ok(s) if s == sid => break Some(close(4003, "session revoked")),
+                Err(RecvError::Lagged(_)) if service.revocations.is_session_revoked(&sid) => {
+                    break Some(close(4003, "session revoked"))
+                }
+                Err(RecvError::Closed) => break None,
+                _ => {}
+            },
+            e = events.recv() => match e {
+                Ok(event) if event.user_id == Some(user) => {
+                    let msg = json!({"type": "event", "event": EventBody::from(&event)});
+                    if socket.send(text(msg)).await.is_err() {
+                        break None;
+                    }
+                }
+                Err(RecvError::Closed) => break None,
+                _ => {}
+            },
+            _ = shutdown.changed() => break Some(close(1001, "server shutting down")),
+        }
+    };
+    if let Some(frame) = closing {
+        let _ = socket.send(frame).await;
+    }
+}
+
+enum ReplyOutcome {
+    Reauthed,
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    token: Option<String>,
+}
+
+/// The reply to one client message.
+fn answer(
+    service: &crate::service::Service,
+    user: UserId,
+    raw: &str,
+    sid: &mut Uuid,
+    exp: &mut i64,
+) -> (Value, Option<ReplyOutcome>) {
+    let error = |code: &str| (json!({"type": "error", "code": code}), None);
+    let Ok(msg) = serde_json::from_str::<ClientMessage>(raw) else {
+        return error("validation_error");
+    };
+    match msg.kind.as_str() {
+        "ping" => (json!({"type": "pong"}), None),
+        "reauth" => {
+            let Some(token) = msg.token.filter(|t| !t.is_empty()) else {
+                return error("missing_token");
+            };
+            match service.check_access_token(&token) {
+                Ok(c) if c.user_id != user => error("invalid_token"),
+                Ok(Caller {
+                    credential: Credential::Session { sid: s, exp: e, .. },
+                    ..
+                }) => {
+                    *sid = s;
+                    *exp = e;
+                    (
+                        json!({"type": "reauthed", "expires_at": e}),
+                        Some(ReplyOutcome::Reauthed),
+                    )
+                }
+                Ok(_) => error("invalid_token"),
+                Err(e) => error(e.code()),
+            }
+        }
+        _ => error("validation_error"),
+    }
+}

@@ -1,0 +1,186 @@
+//! API keys (seed 003): created by a session, used by bots. The effective tier is the
+//! lower of the key's and its owner's current tier; keys die with their owner's
+//! disablement; `allowed_ips` pins a key to addresses and CIDRs.
+
+use super::{Caller, Credential, Error, PageRequest, Paged, RequestContext, Result, Service};
+use crate::domain::Tier;
+use crate::store::ApiKeyRecord;
+use crate::tokens::apikey;
+use chrono::{DateTime, Duration, Utc};
+use ipnet::IpNet;
+use serde_json::json;
+use std::net::IpAddr;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+/// A key request, as received.
+#[derive(Debug, Default)]
+pub struct NewApiKey {
+    pub name: Option<String>,
+    pub permission_tier: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// A key just made: the record and the full key, shown this once.
+pub struct CreatedKey {
+    pub record: ApiKeyRecord,
+    pub key: String,
+}
+
+/// `last_used_at` is written at most this often per key.
+const TOUCH_EVERY: i64 = 60;
+
+fn parse_ips(raw: &[String]) -> Result<Vec<IpNet>> {
+    raw.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    Error::field("allowed_ips", format!("{s:?} is not an IP address or CIDR"))
+                })
+        })
+        .collect()
+}
+
+impl Service {
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        input: NewApiKey,
+        ctx: &RequestContext,
+    ) -> Result<CreatedKey> {
+        caller.require_session()?;
+        let name = input.name.unwrap_or_default().trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::field(
+                "name",
+                "name is required (1 to 100 characters)",
+            ));
+        }
+        let owner = self.me(caller).await?;
+        let tier = match input.permission_tier {
+            None => owner.tier,
+            Some(n) => Tier::new(n)?,
+        };
+        if tier > owner.tier {
+            return Err(Error::TierNotAllowed(format!(
+                "a key cannot have a higher tier than its owner ({})",
+                owner.tier
+            )));
+        }
+        let now = Utc::now();
+        if input.expires_at.is_some_and(|t| t <= now) {
+            return Err(Error::field(
+                "expires_at",
+                "expires_at must be in the future",
+            ));
+        }
+        let allowed_ips = parse_ips(&input.allowed_ips.unwrap_or_default())?;
+        let made = apikey::generate();
+        let record = ApiKeyRecord {
+            id: Uuid::now_v7(),
+            user_id: owner.id,
+            public_id: made.public_id,
+            secret_hash: made.secret_hash,
+            name,
+            tier,
+            created_at: now,
+            expires_at: input.expires_at,
+            allowed_ips,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.store.insert_api_key(&record).await?;
+        self.audit(
+            "api_key.created",
+            Some(owner.id),
+            Some(owner.id),
+            Some(ctx),
+            json!({"key_id": record.id, "name": record.name, "permission_tier": tier.get()}),
+        )
+        .await;
+        Ok(CreatedKey {
+            record,
+            key: made.key,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Paged<ApiKeyRecord>> {
+        caller.require_session()?;
+        let rows = self
+            .store
+            .list_api_keys(caller.user_id, page.store_page())
+            .await?;
+        Ok(page.finish(rows, |k| k.id))
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        ctx: &RequestContext,
+    ) -> Result<()> {
+        caller.require_session()?;
+        if !self
+            .store
+            .revoke_api_key(caller.user_id, id, Utc::now())
+            .await?
+        {
+            return Err(Error::NotFound("API key"));
+        }
+        self.audit(
+            "api_key.revoked",
+            Some(caller.user_id),
+            Some(caller.user_id),
+            Some(ctx),
+            json!({"key_id": id}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Checks an API key presented from `ip`: format and checksum first (no lookup for a
+    /// mistyped key), then one read of the key and its owner.
+    pub async fn check_api_key(&self, key: &str, ip: IpAddr) -> Result<Caller> {
+        let parsed = apikey::parse(key).ok_or(Error::InvalidApiKey)?;
+        let (record, owner) = self
+            .store
+            .api_key_with_owner(parsed.public_id)
+            .await?
+            .ok_or(Error::InvalidApiKey)?;
+        let presented = apikey::hash_secret(parsed.secret);
+        let now = Utc::now();
+        let genuine: bool = presented.ct_eq(&record.secret_hash).into();
+        if !genuine
+            || record.revoked_at.is_some()
+            || record.expires_at.is_some_and(|t| t <= now)
+            || !owner.is_active
+        {
+            return Err(Error::InvalidApiKey);
+        }
+        if !record.allowed_ips.is_empty() && !record.allowed_ips.iter().any(|n| n.contains(&ip)) {
+            return Err(Error::IpNotAllowed);
+        }
+        let stale = now - Duration::seconds(TOUCH_EVERY);
+        if record.last_used_at.is_none_or(|t| t < stale) {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(record.id, now, stale).await {
+                    tracing::warn!(error = %e, "could not record an API key use");
+                }
+            });
+        }
+        Ok(Caller {
+            user_id: owner.id,
+            tier: record.tier.min(owner.tier),
+            credential: Credential::ApiKey { key_id: record.id },
+        })
+    }
+}
