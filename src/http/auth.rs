@@ -4,6 +4,7 @@ use super::error::ApiResult;
 use super::extract::{presented, AppJson, AppPath, AppQuery, AuthUser, Ctx, MaybeJson, Presented};
 use super::views::{double_option, EventBody, ListBody, SessionBody, TokenBody, UserBody};
 use super::AppState;
+use crate::config::Dialect;
 use crate::domain::Tier;
 use crate::service::auth::{LoginInput, NewAccount};
 use crate::service::{Caller, Error, PageRequest};
@@ -17,14 +18,47 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
+/// The `/auth` routes. The five a seed describes (register, login, refresh, logout, me)
+/// come from the dialect's module where the seed defines them; the rest are native.
+pub fn router(dialect: Dialect) -> Router<AppState> {
+    use super::dialect::{os_engine, quantum, stratify};
+    let (register, login, refresh, logout, me) = match dialect {
+        Dialect::Native => (
+            post(register_user),
+            post(login_user),
+            post(refresh_tokens),
+            post(logout_user),
+            get(get_me),
+        ),
+        Dialect::Quantum => (
+            post(register_user),
+            post(quantum::login_user),
+            post(quantum::refresh_tokens),
+            post(quantum::logout_user),
+            get(quantum::get_me),
+        ),
+        Dialect::OsEngine => (
+            post(register_user),
+            post(os_engine::login_user),
+            post(os_engine::refresh_tokens),
+            post(os_engine::logout_user),
+            get(os_engine::get_me),
+        ),
+        Dialect::Stratify => (
+            post(stratify::register_user),
+            post(stratify::login_user),
+            post(stratify::refresh_tokens),
+            post(logout_user),
+            get(get_me),
+        ),
+    };
     Router::new()
-        .route("/register", post(register_user))
-        .route("/login", post(login_user))
-        .route("/refresh", post(refresh_tokens))
-        .route("/logout", post(logout_user))
+        .route("/register", register)
+        .route("/login", login)
+        .route("/refresh", refresh)
+        .route("/logout", logout)
         .route("/logout-all", post(logout_everywhere))
-        .route("/me", get(get_me).patch(update_me))
+        .route("/me", me.patch(update_me))
         .route("/password", post(change_password))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(revoke_session))

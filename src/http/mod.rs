@@ -55,7 +55,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .nest("/auth", auth::router().merge(apikeys::router()))
+        .nest(
+            "/auth",
+            auth::router(state.dialect()).merge(apikeys::router()),
+        )
         .nest("/admin", admin::router())
         .merge(ws::router());
     Router::new()

@@ -3,9 +3,11 @@
 mod admin;
 mod apikeys;
 mod binary;
+mod dialects;
 mod endpoints;
 mod errors;
 mod helpers;
+mod js_clients;
 mod limits;
 mod lockout;
 mod refresh;

@@ -1,0 +1,125 @@
+//! `quantum` — seed `000_7ab2bce4182ce456.txt` (Quantum Trader).
+//!
+//! Login `{username (or email), password}` → `{access_token, refresh_token, token_type}`;
+//! refresh rotates and returns the same three; logout takes `{refresh_token}` → 204; `/me`
+//! names roles `user`/`premium`/`admin`; errors are FastAPI's `{"detail": "..."}`, with
+//! validation errors as 422.
+
+use super::super::error::ApiResult;
+use super::super::extract::{AppJson, AuthUser, Ctx, MaybeJson};
+use super::super::views::rfc3339;
+use super::super::AppState;
+use crate::service::auth::LoginInput;
+use crate::service::Error;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn error(error: &Error) -> (StatusCode, Value) {
+    let status = match error {
+        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        e => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let detail = match error {
+        Error::InvalidCredentials => "Incorrect username or password".to_string(),
+        Error::AccountDisabled => "User account is disabled".to_string(),
+        e => e.message(),
+    };
+    (status, json!({ "detail": detail }))
+}
+
+/// No `Debug`: it holds a password.
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn login_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<LoginRequest>,
+) -> ApiResult<Json<Value>> {
+    let input = LoginInput {
+        identifier: body.username.or(body.email).unwrap_or_default(),
+        password: SecretString::from(body.password.unwrap_or_default()),
+        remember_me: false,
+    };
+    let i = state.service.login(input, &ctx).await?;
+    Ok(Json(
+        json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
+    ))
+}
+
+/// No `Debug`: it holds a token.
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+pub async fn refresh_tokens(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<RefreshRequest>,
+) -> ApiResult<Json<Value>> {
+    let token = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let i = state.service.refresh(&token, &ctx).await?;
+    Ok(Json(
+        json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
+    ))
+}
+
+pub async fn logout_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Ctx(ctx): Ctx,
+    MaybeJson(body): MaybeJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let token = body.and_then(|b| b.refresh_token);
+    state
+        .service
+        .logout(&caller, token.as_deref(), &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Serialize)]
+struct Me {
+    id: uuid::Uuid,
+    email: String,
+    username: String,
+    full_name: Option<String>,
+    role: &'static str,
+    is_active: bool,
+    is_verified: bool,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "super::super::views::rfc3339_opt")]
+    last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn get_me(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> ApiResult<Json<Value>> {
+    let u = state.service.me(&caller).await?;
+    let me = Me {
+        id: u.id.0,
+        email: u.email.to_string(),
+        username: u.username.to_string(),
+        full_name: u.full_name.as_ref().map(|f| f.as_str().to_string()),
+        role: u.tier.role().seed_name(),
+        is_active: u.is_active,
+        is_verified: u.is_verified,
+        created_at: u.created_at,
+        last_login_at: u.last_login_at,
+    };
+    Ok(Json(serde_json::to_value(me).unwrap_or_default()))
+}

@@ -1,0 +1,111 @@
+//! `stratify` — seed `003_eb2784998d5cc9b5.txt` (Stratify).
+//!
+//! Envelope `{"success": true, "data": {...}}`; register → 201 `{user_id, email,
+//! verification_required}` + `message`; login → `{access_token, refresh_token, token_type,
+//! expires_in}`; refresh → `{access_token, expires_in}` (no rotation by default); errors
+//! `{"success": false, "error": {"code": "INVALID_CREDENTIALS", "message": "..."}}` —
+//! codes the seed does not list are the native code in upper case.
+
+use super::super::auth::NewUser;
+use super::super::error::ApiResult;
+use super::super::extract::{AppJson, Ctx};
+use super::super::AppState;
+use crate::service::auth::LoginInput;
+use crate::service::Error;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn error(error: &Error) -> (StatusCode, Value) {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut inner = json!({ "code": error.code().to_uppercase(), "message": error.message() });
+    if let Some(details) = error.details() {
+        inner["details"] = json!(details);
+    }
+    match error {
+        Error::AccountLocked { locked_until } => {
+            inner["locked_until"] =
+                json!(locked_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+        Error::RateLimited { retry_after } => inner["retry_after"] = json!(retry_after),
+        _ => {}
+    }
+    (status, json!({ "success": false, "error": inner }))
+}
+
+fn ok(data: Value) -> Json<Value> {
+    Json(json!({ "success": true, "data": data }))
+}
+
+pub async fn register_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<NewUser>,
+) -> ApiResult<Response> {
+    let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
+    let body = json!({
+        "success": true,
+        "data": {"user_id": user.id, "email": user.email, "verification_required": verification_required},
+        "message": if verification_required {
+            "Registration successful. Check email for verification."
+        } else {
+            "Registration successful."
+        },
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// No `Debug`: it holds a password.
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn login_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<LoginRequest>,
+) -> ApiResult<Json<Value>> {
+    let input = LoginInput {
+        identifier: body.email.or(body.username).unwrap_or_default(),
+        password: SecretString::from(body.password.unwrap_or_default()),
+        remember_me: false,
+    };
+    let i = state.service.login(input, &ctx).await?;
+    Ok(ok(json!({
+        "access_token": i.access_token,
+        "refresh_token": i.refresh_token,
+        "token_type": "bearer",
+        "expires_in": i.expires_in,
+    })))
+}
+
+/// No `Debug`: it holds a token.
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+pub async fn refresh_tokens(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppJson(body): AppJson<RefreshRequest>,
+) -> ApiResult<Json<Value>> {
+    let token = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let i = state.service.refresh(&token, &ctx).await?;
+    let mut data = json!({"access_token": i.access_token, "expires_in": i.expires_in});
+    // With rotation turned on explicitly, the client needs the new refresh token.
+    if state.service.config.refresh_rotation {
+        data["refresh_token"] = json!(i.refresh_token);
+    }
+    Ok(ok(data))
+}
