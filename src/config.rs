@@ -78,6 +78,12 @@ pub struct Config {
     pub registration_open: bool,
     pub require_email_verification: bool,
     pub mailer: SecretString,
+    /// How long a verification link works (24 h).
+    pub verification_ttl: Duration,
+    /// How long a password-reset link works (1 h).
+    pub reset_ttl: Duration,
+    /// The sender of mails (`tradeauth <no-reply@localhost>`).
+    pub mail_from: String,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
     pub admin_email: Option<String>,
@@ -154,6 +160,9 @@ const KEYS: &[(&str, bool)] = &[
     ("registration", false),
     ("require_email_verification", false),
     ("mailer", true),
+    ("mail_from", false),
+    ("verification_ttl", false),
+    ("reset_ttl", false),
     ("trusted_proxies", false),
     ("log_format", false),
     ("admin_email", false),
@@ -542,6 +551,9 @@ impl Sources {
             registration_open,
             require_email_verification: self.boolean("require_email_verification", verify)?,
             mailer: SecretString::from(mailer),
+            verification_ttl: self.duration("verification_ttl", Duration::from_secs(DAY))?,
+            reset_ttl: self.duration("reset_ttl", Duration::from_secs(3600))?,
+            mail_from: self.string("mail_from", "tradeauth <no-reply@localhost>"),
             trusted_proxies,
             log_format,
             admin_email,
@@ -656,6 +668,9 @@ fn effective_default(cfg: &Config, key: &str) -> String {
         .into(),
         "require_email_verification" => cfg.require_email_verification.to_string(),
         "mailer" => "log".into(),
+        "mail_from" => cfg.mail_from.clone(),
+        "verification_ttl" => d(cfg.verification_ttl),
+        "reset_ttl" => d(cfg.reset_ttl),
         "trusted_proxies" => cfg
             .trusted_proxies
             .iter()

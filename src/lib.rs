@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -109,6 +109,8 @@ pub struct LoginRequest {
     pub password: Option<String>,
     #[serde(default)]
     pub remember_me: Option<bool>,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
 }
 
 async fn login_user(
@@ -120,6 +122,8 @@ async fn login_user(
         identifier: body.username.or(body.email).unwrap_or_default(),
         password: secret(body.password),
         remember_me: body.remember_me.unwrap_or(false),
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
     };
     let issued = state.service.login(input, &ctx).await?;
     Ok(Json(TokenBody::from(&issued)))

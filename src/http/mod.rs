@@ -4,6 +4,7 @@
 //! Handlers only translate between HTTP and the service: they parse, call one use case,
 //! and shape the answer.
 
+pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod auth;
@@ -57,7 +58,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest(
             "/auth",
-            auth::router(state.dialect()).merge(apikeys::router()),
+            auth::router(state.dialect())
+                .merge(apikeys::router())
+                .merge(account::router()),
         )
         .nest("/admin", admin::router())
         .merge(ws::router());

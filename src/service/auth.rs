@@ -28,6 +28,10 @@ pub struct LoginInput {
     pub identifier: String,
     pub password: SecretString,
     pub remember_me: bool,
+    /// A TOTP code, for accounts with TOTP on.
+    pub totp_code: Option<String>,
+    /// A single-use recovery code, instead of a TOTP code.
+    pub recovery_code: Option<String>,
 }
 
 /// Tokens handed out by login and refresh. No `Debug`: it holds both tokens.
@@ -174,6 +178,11 @@ impl Service {
             json!({}),
         )
         .await;
+        // A verification mail goes out at every registration; a failure to queue it does
+        // not undo the registration (the user can ask for another).
+        if let Err(e) = self.send_verification(&user).await {
+            tracing::error!(error = %e, "could not issue a verification mail");
+        }
         Ok((user, self.config.require_email_verification))
     }
 
@@ -266,9 +275,9 @@ impl Service {
             }
             return Err(Error::InvalidCredentials);
         };
-        // The password is right: this attempt is not a failure, whatever follows.
-        self.store.clear_attempts(&key).await?;
         if !user.is_active {
+            // The password was right: not a failure.
+            self.store.clear_attempts(&key).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -280,6 +289,7 @@ impl Service {
             return Err(Error::AccountDisabled);
         }
         if self.config.require_email_verification && !user.is_verified {
+            self.store.clear_attempts(&key).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -290,6 +300,43 @@ impl Service {
             .await;
             return Err(Error::EmailNotVerified);
         }
+        if user.mfa_enabled {
+            let totp = input.totp_code.as_deref().filter(|c| !c.trim().is_empty());
+            let recovery = input
+                .recovery_code
+                .as_deref()
+                .filter(|c| !c.trim().is_empty());
+            if totp.is_none() && recovery.is_none() {
+                // Asking for the second factor is not a failure.
+                self.store.release_attempt(&key).await?;
+                return Err(Error::MfaRequired);
+            }
+            if !self.second_factor_ok(&user, totp, recovery).await? {
+                self.audit(
+                    "login.failed",
+                    Some(user.id),
+                    None,
+                    Some(ctx),
+                    json!({"reason": "invalid_mfa_code"}),
+                )
+                .await;
+                if failures >= policy.threshold {
+                    let until = now + policy.duration;
+                    self.store.lock(&key, until).await?;
+                    self.audit(
+                        "account.locked",
+                        Some(user.id),
+                        None,
+                        Some(ctx),
+                        json!({"locked_until": until}),
+                    )
+                    .await;
+                }
+                return Err(Error::InvalidMfaCode { at_login: true });
+            }
+        }
+        // Password (and second factor) right: the count starts over.
+        self.store.clear_attempts(&key).await?;
         if verified.needs_rehash {
             match self.hasher.hash(&input.password).await {
                 Ok(h) => self.store.set_password_hash(user.id, &h).await?,

@@ -17,7 +17,9 @@ pub mod bootstrap;
 pub mod check;
 pub mod error;
 pub mod keys;
+pub mod mfa;
 pub mod passwords;
+pub mod verification;
 
 pub use error::{Error, Result};
 
@@ -155,6 +157,8 @@ pub struct Service {
     pub refresh: RefreshSecret,
     pub revocations: Arc<RevocationList>,
     pub hasher: passwords::Hasher,
+    /// Mails waiting to go out.
+    pub outbox: crate::mail::Outbox,
     /// Rate-limit buckets (in-process, or shared through Redis).
     pub limiter: crate::store::ratelimit::DynRateLimiter,
     /// Security events as they are written, for live subscribers (the WebSocket).
@@ -255,6 +259,7 @@ pub async fn build(
     revocations.apply(&rows);
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
+    let outbox = crate::mail::Outbox::start(crate::mail::from_config(&config)?);
     Ok(Arc::new(Service {
         config,
         store,
@@ -263,6 +268,7 @@ pub async fn build(
         revocations,
         hasher,
         limiter: Arc::new(crate::store::ratelimit::LocalRateLimiter::default()),
+        outbox,
         events,
         revoked_sessions,
         shutdown: tokio::sync::watch::Sender::new(false),

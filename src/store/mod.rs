@@ -148,6 +148,33 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// What a single-use mail token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailPurpose {
+    Verify,
+    Reset,
+}
+
+impl MailPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailPurpose::Verify => "verify",
+            MailPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// A user's TOTP state. No `Debug`: it holds the shared secrets.
+#[derive(Clone, Default)]
+pub struct MfaState {
+    pub enabled: bool,
+    pub secret: Option<Vec<u8>>,
+    /// A secret from `setup`, waiting for `enable`.
+    pub pending: Option<Vec<u8>>,
+    /// The last time step a code was accepted for (a code is good once per step).
+    pub last_step: i64,
+}
+
 /// What an `Idempotency-Key` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyState {
@@ -279,6 +306,55 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         older_than: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    // --- mail tokens ---
+    async fn insert_mail_token(
+        &self,
+        hash: &[u8],
+        user: UserId,
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user of a live (unused, unexpired) token, without using it.
+    async fn peek_mail_token(
+        &self,
+        hash: &[u8],
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<UserId>>;
+    /// Uses a live token, atomically; every other live token of the same user and purpose
+    /// dies with it. `None` if it was not live.
+    async fn consume_mail_token(
+        &self,
+        hash: &[u8],
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<UserId>>;
+
+    // --- TOTP ---
+    async fn mfa_state(&self, user: UserId) -> StoreResult<MfaState>;
+    async fn set_mfa_pending(&self, user: UserId, secret: &[u8]) -> StoreResult<()>;
+    /// Turns TOTP on with the pending secret, records `step` as used and stores the
+    /// recovery-code hashes, in one transaction. `false` if there was no pending secret
+    /// or TOTP was already on.
+    async fn enable_mfa(
+        &self,
+        user: UserId,
+        step: i64,
+        recovery_hashes: &[Vec<u8>],
+    ) -> StoreResult<bool>;
+    async fn disable_mfa(&self, user: UserId) -> StoreResult<()>;
+    /// Records `step` as used if it is later than the last used one; `false` otherwise
+    /// (a replayed code).
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Uses a recovery code, once.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     // --- idempotency ---
     /// Claims `key` for a request whose body hashes to `request_hash`, or tells what the

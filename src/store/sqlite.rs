@@ -931,6 +931,200 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_mail_token(
+        &self,
+        hash: &[u8],
+        user: UserId,
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO mail_tokens (token_hash, user_id, purpose, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(hash)
+        .bind(user.0.to_string())
+        .bind(purpose.as_str())
+        .bind(ms(now))
+        .bind(ms(expires_at))
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn peek_mail_token(
+        &self,
+        hash: &[u8],
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<UserId>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM mail_tokens WHERE token_hash = ? AND purpose = ? \
+             AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(hash)
+        .bind(purpose.as_str())
+        .bind(ms(now))
+        .fetch_optional(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(UserId))
+    }
+
+    async fn consume_mail_token(
+        &self,
+        hash: &[u8],
+        purpose: MailPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<UserId>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE mail_tokens SET used_at = ?1 WHERE token_hash = ?2 AND purpose = ?3 \
+             AND used_at IS NULL AND expires_at > ?1 RETURNING user_id",
+        )
+        .bind(ms(now))
+        .bind(hash)
+        .bind(purpose.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let Some(user) = &id {
+            sqlx::query(
+                "UPDATE mail_tokens SET used_at = ?1 WHERE user_id = ?2 AND purpose = ?3 \
+                 AND used_at IS NULL",
+            )
+            .bind(ms(now))
+            .bind(user)
+            .bind(purpose.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(UserId))
+    }
+
+    async fn mfa_state(&self, user: UserId) -> StoreResult<MfaState> {
+        let row = sqlx::query(
+            "SELECT mfa_enabled, mfa_secret, mfa_pending_secret, mfa_last_step FROM users WHERE id = ?",
+        )
+        .bind(user.0.to_string())
+        .fetch_optional(&self.write)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(MfaState::default());
+        };
+        Ok(MfaState {
+            enabled: row.try_get("mfa_enabled").map_err(map_err)?,
+            secret: row.try_get("mfa_secret").map_err(map_err)?,
+            pending: row.try_get("mfa_pending_secret").map_err(map_err)?,
+            last_step: row.try_get("mfa_last_step").map_err(map_err)?,
+        })
+    }
+
+    async fn set_mfa_pending(&self, user: UserId, secret: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET mfa_pending_secret = ? WHERE id = ?")
+            .bind(secret)
+            .bind(user.0.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn enable_mfa(
+        &self,
+        user: UserId,
+        step: i64,
+        recovery_hashes: &[Vec<u8>],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let uid = user.0.to_string();
+        let n = sqlx::query(
+            "UPDATE users SET mfa_enabled = 1, mfa_secret = mfa_pending_secret, \
+             mfa_pending_secret = NULL, mfa_last_step = ? \
+             WHERE id = ? AND mfa_enabled = 0 AND mfa_pending_secret IS NOT NULL",
+        )
+        .bind(step)
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for h in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")
+                .bind(&uid)
+                .bind(h)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn disable_mfa(&self, user: UserId) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let uid = user.0.to_string();
+        sqlx::query(
+            "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_pending_secret = NULL, \
+             mfa_last_step = 0 WHERE id = ?",
+        )
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
+        let n =
+            sqlx::query("UPDATE users SET mfa_last_step = ?1 WHERE id = ?2 AND mfa_last_step < ?1")
+                .bind(step)
+                .bind(user.0.to_string())
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(user.0.to_string())
+        .bind(hash)
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn idempotency_begin(
         &self,
         key: &str,

@@ -10,6 +10,8 @@ mod helpers;
 mod js_clients;
 mod limits;
 mod lockout;
+mod mail;
+mod mfa;
 mod refresh;
 mod restart;
 mod tokens;

@@ -55,6 +55,8 @@ pub struct LoginRequest {
     username: Option<String>,
     password: Option<String>,
     remember_me: Option<bool>,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
 }
 
 pub async fn login_user(
@@ -78,6 +80,8 @@ pub async fn login_user(
         identifier,
         password: SecretString::from(password),
         remember_me: body.remember_me.unwrap_or(false),
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
     };
     let i = state.service.login(input, &ctx).await?;
     Ok(Json(

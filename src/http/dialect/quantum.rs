@@ -37,6 +37,8 @@ pub struct LoginRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
 }
 
 pub async fn login_user(
@@ -48,6 +50,8 @@ pub async fn login_user(
         identifier: body.username.or(body.email).unwrap_or_default(),
         password: SecretString::from(body.password.unwrap_or_default()),
         remember_me: false,
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
     };
     let i = state.service.login(input, &ctx).await?;
     Ok(Json(

@@ -65,6 +65,8 @@ pub struct LoginRequest {
     email: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
 }
 
 pub async fn login_user(
@@ -76,6 +78,8 @@ pub async fn login_user(
         identifier: body.email.or(body.username).unwrap_or_default(),
         password: SecretString::from(body.password.unwrap_or_default()),
         remember_me: false,
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
     };
     let i = state.service.login(input, &ctx).await?;
     Ok(ok(json!({

@@ -1,0 +1,185 @@
+//! Outgoing mail: a [`Mailer`] per `TRADEAUTH_MAILER` (`log`, `file:DIR`, `smtp://`,
+//! `smtps://`) and an outbox that sends off the request path, with retries and backoff.
+//!
+//! A failed send is logged (recipient domain and error, never the body, which holds a
+//! token) and never reaches the caller: the endpoints that mail answer the same whether
+//! or not a mail went out, so nothing here may hint at whether an account exists.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use lettre::message::{header::ContentType, Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A plain-text mail.
+#[derive(Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()>;
+}
+
+fn message(from: &Mailbox, mail: &Mail) -> anyhow::Result<Message> {
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(mail.to.parse().context("recipient address")?)
+        .subject(&mail.subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.clone())?)
+}
+
+/// Development: the whole mail, link included, goes to the log (the one deliberate
+/// exception to "no token in the log"; the server warns about it at start).
+pub struct LogMailer;
+
+#[async_trait]
+impl Mailer for LogMailer {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        tracing::info!(target: "tradeauth::mail", to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (log mailer)");
+        Ok(())
+    }
+}
+
+/// One `.eml` file per mail in a directory.
+pub struct FileMailer {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+#[async_trait]
+impl Mailer for FileMailer {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        let raw = message(&self.from, mail)?.formatted();
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let name = format!(
+            "{}-{}.eml",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        tokio::fs::write(&tmp, raw).await?;
+        // Rename into place so a reader never sees half a mail.
+        tokio::fs::rename(&tmp, self.dir.join(name)).await?;
+        Ok(())
+    }
+}
+
+/// SMTP: `smtp://[user:pass@]host:port` (plain, or STARTTLS with `?tls=required`),
+/// `smtps://...` (implicit TLS).
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn new(url: &str, from: Mailbox) -> anyhow::Result<Self> {
+        let parsed = url::Url::parse(url).context("TRADEAUTH_MAILER is not a valid URL")?;
+        let host = parsed
+            .host_str()
+            .context("TRADEAUTH_MAILER needs a host")?
+            .to_string();
+        let tls_required = parsed
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && v == "required");
+        let mut builder = match (parsed.scheme(), tls_required) {
+            ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)?
+                .port(parsed.port().unwrap_or(465)),
+            ("smtp", true) => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)?
+                .port(parsed.port().unwrap_or(587)),
+            ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+                .port(parsed.port().unwrap_or(25)),
+            (other, _) => anyhow::bail!("TRADEAUTH_MAILER: unknown scheme {other}"),
+        };
+        if !parsed.username().is_empty() {
+            let user = urlencoding::decode(parsed.username())?.to_string();
+            let pass = urlencoding::decode(parsed.password().unwrap_or_default())?.to_string();
+            builder = builder.credentials(Credentials::new(user, pass));
+        }
+        let transport = builder.timeout(Some(Duration::from_secs(15))).build();
+        Ok(Self { transport, from })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        self.transport.send(message(&self.from, mail)?).await?;
+        Ok(())
+    }
+}
+
+/// The mailer `TRADEAUTH_MAILER` names.
+pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    let spec = config.mailer.expose_secret();
+    let from: Mailbox = config.mail_from.parse().with_context(|| {
+        format!(
+            "TRADEAUTH_MAIL_FROM: {:?} is not a mailbox",
+            config.mail_from
+        )
+    })?;
+    Ok(if spec == "log" {
+        Arc::new(LogMailer)
+    } else if let Some(dir) = spec.strip_prefix("file:") {
+        Arc::new(FileMailer {
+            dir: PathBuf::from(dir),
+            from,
+        })
+    } else {
+        Arc::new(SmtpMailer::new(spec, from)?)
+    })
+}
+
+/// Mails waiting to be sent by the background sender.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Mail>,
+}
+
+impl Outbox {
+    /// Starts the sender: each mail is tried up to 4 times, 1 s, 2 s and 4 s apart.
+    pub fn start(mailer: Arc<dyn Mailer>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Mail>(1024);
+        tokio::spawn(async move {
+            while let Some(mail) = rx.recv().await {
+                let mailer = mailer.clone();
+                tokio::spawn(async move { deliver(mailer.as_ref(), &mail).await });
+            }
+        });
+        Self { tx }
+    }
+
+    /// Queues a mail; a full queue drops it (logged), it never blocks a request.
+    pub fn send(&self, mail: Mail) {
+        if let Err(e) = self.tx.try_send(mail) {
+            tracing::error!(error = %e, "mail queue full or closed; mail dropped");
+        }
+    }
+}
+
+async fn deliver(mailer: &dyn Mailer, mail: &Mail) {
+    let domain = mail.to.rsplit_once('@').map(|(_, d)| d).unwrap_or("?");
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=4 {
+        match mailer.send(mail).await {
+            Ok(()) => return,
+            Err(e) if attempt < 4 => {
+                tracing::warn!(error = %format!("{e:#}"), attempt, recipient_domain = domain, "mail send failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), recipient_domain = domain, "mail not sent after 4 attempts");
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Email verification and password reset: single-use tokens mailed as links, stored only
+//! as their SHA-256. The request endpoints answer the same whether or not an account
+//! exists (no enumeration); mails go out off the request path.
+
+use super::{Error, RequestContext, Result, Service};
+use crate::domain::password::{self, PolicyInput};
+use crate::domain::{Email, User};
+use crate::mail::Mail;
+use crate::store::{MailPurpose, RevokeTarget};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use ring::digest::{digest, SHA256};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+fn new_token() -> (String, Vec<u8>) {
+    let raw: [u8; 32] = rand::random();
+    let token = B64.encode(raw);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec()
+}
+
+impl Service {
+    /// Queues a mail unless the recipient's quota is spent; a held-back mail is silently
+    /// not sent. Only mails actually sent count, so nobody can spend another's quota by
+    /// asking about addresses that have no account.
+    async fn send_mail(&self, to: &Email, subject: &str, body: String) {
+        if self.config.rate_limit {
+            let d = self
+                .limiter
+                .hit("mail_recipient", to.as_str(), self.config.rate_limits.mail)
+                .await;
+            if !d.allowed {
+                tracing::info!("mail to a recipient over its hourly quota held back");
+                return;
+            }
+        }
+        self.outbox.send(Mail {
+            to: to.to_string(),
+            subject: subject.to_string(),
+            body,
+        });
+    }
+
+    /// Mails a fresh verification link.
+    pub async fn send_verification(&self, user: &User) -> Result<()> {
+        let (token, hash) = new_token();
+        let now = Utc::now();
+        self.store
+            .insert_mail_token(
+                &hash,
+                user.id,
+                MailPurpose::Verify,
+                now,
+                now + Duration::from_std(self.config.verification_ttl)
+                    .unwrap_or(Duration::hours(24)),
+            )
+            .await?;
+        let link = format!("{}/verify-email?token={token}", self.config.public_url);
+        let body = format!(
+            "Hello {},\n\nconfirm your email address for tradeauth by opening this link:\n\n{link}\n\n\
+             The link works once and expires in 24 hours. If you did not sign up, ignore this mail.\n",
+            user.username
+        );
+        self.send_mail(&user.email, "Confirm your email address", body)
+            .await;
+        Ok(())
+    }
+
+    pub async fn resend_verification(&self, email: &str) -> Result<()> {
+        let Ok(email) = Email::parse(email) else {
+            return Err(Error::field(
+                "email",
+                "email must look like name@example.com",
+            ));
+        };
+        if let Some(user) = self.store.user_by_login(email.as_str()).await? {
+            if user.email == email && !user.is_verified && user.is_active {
+                self.send_verification(&user).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn verify_email(&self, token: &str, ctx: &RequestContext) -> Result<User> {
+        if token.trim().is_empty() {
+            return Err(Error::field("token", "token is required"));
+        }
+        let user_id = self
+            .store
+            .consume_mail_token(&token_hash(token), MailPurpose::Verify, Utc::now())
+            .await?
+            .ok_or(Error::InvalidMailToken)?;
+        let patch = crate::store::UserPatch {
+            is_verified: Some(true),
+            ..Default::default()
+        };
+        let user = self
+            .store
+            .update_user(user_id, &patch)
+            .await?
+            .ok_or(Error::InvalidMailToken)?;
+        self.audit(
+            "email.verified",
+            Some(user.id),
+            Some(user.id),
+            Some(ctx),
+            json!({}),
+        )
+        .await;
+        Ok(user)
+    }
+
+    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        let Ok(email) = Email::parse(email) else {
+            return Err(Error::field(
+                "email",
+                "email must look like name@example.com",
+            ));
+        };
+        let Some(user) = self.store.user_by_login(email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.email != email || !user.is_active {
+            return Ok(());
+        }
+        let (token, hash) = new_token();
+        let now = Utc::now();
+        self.store
+            .insert_mail_token(
+                &hash,
+                user.id,
+                MailPurpose::Reset,
+                now,
+                now + Duration::from_std(self.config.reset_ttl).unwrap_or(Duration::hours(1)),
+            )
+            .await?;
+        let link = format!("{}/reset-password?token={token}", self.config.public_url);
+        let body = format!(
+            "Hello {},\n\nsomeone asked to reset the password of your tradeauth account. To choose a new \
+             password, open this link:\n\n{link}\n\nThe link works once and expires in 1 hour. If it was \
+             not you, ignore this mail; your password stays as it is.\n",
+            user.username
+        );
+        self.send_mail(&user.email, "Reset your password", body)
+            .await;
+        Ok(())
+    }
+
+    /// Sets a new password from a reset token: every session ends, the lockout is cleared.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: SecretString,
+        ctx: &RequestContext,
+    ) -> Result<()> {
+        if token.trim().is_empty() {
+            return Err(Error::field("token", "token is required"));
+        }
+        if new_password.expose_secret().is_empty() {
+            return Err(Error::field("new_password", "new_password is required"));
+        }
+        let hash = token_hash(token);
+        let now = Utc::now();
+        // Check the policy before using the token, so a refused password does not burn it.
+        let user_id = self
+            .store
+            .peek_mail_token(&hash, MailPurpose::Reset, now)
+            .await?
+            .ok_or(Error::InvalidMailToken)?;
+        let user = self
+            .user(user_id)
+            .await
+            .map_err(|_| Error::InvalidMailToken)?;
+        password::check(
+            new_password.expose_secret(),
+            &PolicyInput {
+                email_local_part: Some(user.email.local_part()),
+                username: Some(user.username.as_str()),
+            },
+        )
+        .map_err(|e| Error::WeakPassword {
+            details: e.details("new_password"),
+        })?;
+        let password_hash = self.hasher.hash(&new_password).await?;
+        self.store
+            .consume_mail_token(&hash, MailPurpose::Reset, Utc::now())
+            .await?
+            .ok_or(Error::InvalidMailToken)?;
+        self.store
+            .set_password_hash(user.id, &password_hash)
+            .await?;
+        self.revoke(RevokeTarget::User {
+            user: user.id,
+            except: None,
+        })
+        .await?;
+        self.store
+            .clear_attempts(&format!("user:{}", user.id))
+            .await?;
+        self.audit(
+            "password.reset",
+            Some(user.id),
+            Some(user.id),
+            Some(ctx),
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+}
