@@ -8,6 +8,7 @@
 
 pub mod ratelimit;
 pub mod revocation;
+mod sql;
 pub mod sqlite;
 
 use crate::domain::lockout::{AttemptSlot, LockoutPolicy};
