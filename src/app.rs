@@ -6,6 +6,7 @@ use crate::http::{self, AppState};
 use crate::service::{self, Service};
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use tokio::net::TcpListener;
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     match &config.database_url {
         DatabaseUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
-        DatabaseUrl::Postgres(_) => anyhow::bail!(
-            "TRADEAUTH_DATABASE_URL: the PostgreSQL backend is not available in this build yet; use sqlite://PATH"
-        ),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(
+            crate::store::postgres::PostgresStore::open(url.expose_secret()).await?,
+        )),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`StoreError`]. Anything that must not be half-written (revoking sessions together with
 //! their revocation records, a key rotation) is one method, so one transaction.
 
+pub mod postgres;
 pub mod ratelimit;
 pub mod revocation;
 mod sql;

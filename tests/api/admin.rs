@@ -307,12 +307,13 @@ async fn bootstrap_admin_is_created_and_kept_in_step() {
     let r = app.login("boss@example.com", "changed").await;
     r.assert(200, None);
     assert_eq!(r.body["user"]["id"], old["user"]["id"]);
-    let dir = app.stop().await;
+    let app_db_url = app.db_url.clone();
+    app.stop().await;
     // An email that belongs to another user stops the start with a message.
-    let db = dir.path().join("tradeauth.db");
+    let db_url = app_db_url;
     let config = tradeauth::config::Sources::default()
         .set("listen", "127.0.0.1:0")
-        .set("database_url", format!("sqlite://{}", db.display()))
+        .set("database_url", db_url)
         .set("admin_email", "taken@example.com")
         .set("admin_password", "changed")
         .build(false)

@@ -23,6 +23,8 @@ fn init_logs() {
 
 pub struct TestApp {
     pub base: String,
+    /// The database this server uses (an SQLite file, or a PostgreSQL schema).
+    pub db_url: String,
     pub client: reqwest::Client,
     pub dir: Arc<TempDir>,
     pub service: Arc<Service>,
@@ -91,13 +93,64 @@ pub async fn spawn_with(f: impl FnOnce(Sources) -> Sources) -> TestApp {
     spawn_in(Arc::new(tempfile::tempdir().unwrap()), f).await
 }
 
-/// The server on the database in `dir` (a restart keeps the same file).
+/// The PostgreSQL server the suite uses when `TRADEAUTH_TEST_DATABASE=postgres`.
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Whether PostgreSQL (and Redis) answer. When not: a loud skip, or a failure under
+/// `TRADEAUTH_TEST_REQUIRE_SERVICES=1`.
+pub async fn services_available(what: &str) -> bool {
+    let pg = sqlx::PgPool::connect(PG_ADMIN_URL).await.is_ok();
+    let redis = tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .is_ok();
+    if pg && redis {
+        return true;
+    }
+    if std::env::var("TRADEAUTH_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{what}: PostgreSQL ({pg}) and Redis ({redis}) are required (TRADEAUTH_TEST_REQUIRE_SERVICES=1)");
+    }
+    eprintln!("!!! SKIPPED {what}: PostgreSQL reachable: {pg}, Redis reachable: {redis}");
+    false
+}
+
+/// A fresh PostgreSQL schema, and the URL of a connection that uses it.
+pub async fn pg_schema_url() -> String {
+    let admin = sqlx::PgPool::connect(PG_ADMIN_URL)
+        .await
+        .expect("PostgreSQL reachable");
+    let schema = format!("ta_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    format!("{PG_ADMIN_URL}?options=-c%20search_path%3D{schema}&application_name={schema}")
+}
+
+/// The suite's backend: SQLite by default, PostgreSQL with `TRADEAUTH_TEST_DATABASE=postgres`.
+async fn database_url(dir: &TempDir) -> String {
+    if std::env::var("TRADEAUTH_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.path().join("tradeauth.db").display());
+    }
+    let marker = dir.path().join("pg_url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return url;
+    }
+    if !services_available("the PostgreSQL run of the suite").await {
+        return format!("sqlite://{}", dir.path().join("tradeauth.db").display());
+    }
+    let url = pg_schema_url().await;
+    std::fs::write(&marker, &url).unwrap();
+    url
+}
+
+/// The server on the database in `dir` (a restart keeps the same database).
 pub async fn spawn_in(dir: Arc<TempDir>, f: impl FnOnce(Sources) -> Sources) -> TestApp {
     init_logs();
-    let db = dir.path().join("tradeauth.db");
+    let db_url = database_url(&dir).await;
     let sources = Sources::default()
         .set("listen", "127.0.0.1:0")
-        .set("database_url", format!("sqlite://{}", db.display()))
+        .set("database_url", db_url.clone())
         .set("rate_limit", "off")
         .set("log_format", "pretty");
     let config = f(sources).build(false).expect("test config is valid");
@@ -114,6 +167,7 @@ pub async fn spawn_in(dir: Arc<TempDir>, f: impl FnOnce(Sources) -> Sources) -> 
     });
     TestApp {
         base,
+        db_url,
         client: reqwest::Client::new(),
         dir,
         service,

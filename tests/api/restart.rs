@@ -38,9 +38,8 @@ async fn a_revocation_by_another_writer_reaches_the_running_server() {
     let at = access(&login);
     app.get_auth("/api/v1/auth/me", &at).await.assert(200, None);
     // A second service on the same file (as the CLI would be) disables the user.
-    let db = app.dir.path().join("tradeauth.db");
     let config = tradeauth::config::Sources::default()
-        .set("database_url", format!("sqlite://{}", db.display()))
+        .set("database_url", app.db_url.clone())
         .build(false)
         .unwrap();
     let other = tradeauth::app::build_service(config, false).await.unwrap();
