@@ -22,6 +22,9 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// 200 when every store answers; 503 `unavailable` naming the one that does not.
+/// 200 when the database answers — `"degraded"` if Redis does not (instances then fall
+/// back to their own rate limits and to database polling for revocations); 503
+/// `unavailable` naming the store that is down otherwise.
 async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let mut checks = std::collections::BTreeMap::new();
     let db = match state.service.store.ping().await {
@@ -32,11 +35,19 @@ async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::
         }
     };
     checks.insert("database".to_string(), db.to_string());
-    if checks.values().all(|v| v == "ok") {
-        Ok(Json(json!({ "status": "ready", "checks": checks })))
-    } else {
-        Err(Error::NotReady(checks).into())
+    if let Some(bus) = &state.service.bus {
+        let redis = if bus.ping().await { "ok" } else { "down" };
+        checks.insert("redis".to_string(), redis.to_string());
     }
+    if db != "ok" {
+        return Err(Error::NotReady(checks).into());
+    }
+    let status = if checks.values().all(|v| v == "ok") {
+        "ready"
+    } else {
+        "degraded"
+    };
+    Ok(Json(json!({ "status": status, "checks": checks })))
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

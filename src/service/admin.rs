@@ -171,6 +171,7 @@ impl Service {
             self.revocations
                 .insert(crate::store::Revoked::Sid(sid), until);
             let _ = self.revoked_sessions.send(sid);
+            self.publish(crate::store::Revoked::Sid(sid), until).await;
         }
         self.store.clear_attempts(&user_key(id)).await?;
         self.audit(

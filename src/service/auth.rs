@@ -527,6 +527,7 @@ impl Service {
             DateTime::from_timestamp(exp, 0).unwrap_or_else(Utc::now) + Duration::seconds(1);
         self.store.revoke_jti(jti, until).await?;
         self.revocations.insert(Revoked::Jti(jti), until);
+        self.publish(Revoked::Jti(jti), until).await;
         Ok(())
     }
 

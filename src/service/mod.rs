@@ -159,6 +159,8 @@ pub struct Service {
     pub hasher: passwords::Hasher,
     /// Mails waiting to go out.
     pub outbox: crate::mail::Outbox,
+    /// Publishes revocations to other instances (with Redis); `None` in-process.
+    pub bus: Option<crate::store::redis::RevocationBus>,
     /// Rate-limit buckets (in-process, or shared through Redis).
     pub limiter: crate::store::ratelimit::DynRateLimiter,
     /// Security events as they are written, for live subscribers (the WebSocket).
@@ -231,8 +233,16 @@ impl Service {
             self.revocations
                 .insert(crate::store::Revoked::Sid(*id), until);
             let _ = self.revoked_sessions.send(*id);
+            self.publish(crate::store::Revoked::Sid(*id), until).await;
         }
         Ok(ids)
+    }
+
+    /// Tells the other instances at once (they would catch up from the store anyway).
+    pub async fn publish(&self, what: crate::store::Revoked, until: DateTime<Utc>) {
+        if let Some(bus) = &self.bus {
+            bus.publish(what, until);
+        }
     }
 }
 
@@ -260,6 +270,32 @@ pub async fn build(
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
     let outbox = crate::mail::Outbox::start(crate::mail::from_config(&config)?);
+    let mut limiter: crate::store::ratelimit::DynRateLimiter =
+        Arc::new(crate::store::ratelimit::LocalRateLimiter::default());
+    let mut bus = None;
+    if let Some(url) = &config.redis_url {
+        use secrecy::ExposeSecret;
+        let conn = crate::store::redis::SharedConn::connect(url.expose_secret()).await?;
+        let client = conn.client();
+        limiter = Arc::new(crate::store::redis::RedisRateLimiter::new(
+            conn.clone(),
+            config.redis_prefix.clone(),
+        ));
+        let b = crate::store::redis::RevocationBus::new(conn, &config.redis_prefix);
+        let list = revocations.clone();
+        let notify = revoked_sessions.clone();
+        crate::store::redis::subscribe(
+            client,
+            b.channel().to_string(),
+            Arc::new(move |what, until| {
+                list.insert(what, until);
+                if let crate::store::Revoked::Sid(sid) = what {
+                    let _ = notify.send(sid);
+                }
+            }),
+        );
+        bus = Some(b);
+    }
     Ok(Arc::new(Service {
         config,
         store,
@@ -267,7 +303,8 @@ pub async fn build(
         refresh: RefreshSecret::new(&secret),
         revocations,
         hasher,
-        limiter: Arc::new(crate::store::ratelimit::LocalRateLimiter::default()),
+        limiter,
+        bus,
         outbox,
         events,
         revoked_sessions,

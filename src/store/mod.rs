@@ -8,6 +8,7 @@
 
 pub mod postgres;
 pub mod ratelimit;
+pub mod redis;
 pub mod revocation;
 mod sql;
 pub mod sqlite;

@@ -146,13 +146,30 @@ async fn database_url(dir: &TempDir) -> String {
 
 /// The server on the database in `dir` (a restart keeps the same database).
 pub async fn spawn_in(dir: Arc<TempDir>, f: impl FnOnce(Sources) -> Sources) -> TestApp {
-    init_logs();
     let db_url = database_url(&dir).await;
-    let sources = Sources::default()
+    spawn_on(dir, db_url, f).await
+}
+
+/// The server on the database at `db_url` (several servers may share one).
+pub async fn spawn_on(
+    dir: Arc<TempDir>,
+    db_url: String,
+    f: impl FnOnce(Sources) -> Sources,
+) -> TestApp {
+    init_logs();
+    let mut sources = Sources::default()
         .set("listen", "127.0.0.1:0")
         .set("database_url", db_url.clone())
         .set("rate_limit", "off")
         .set("log_format", "pretty");
+    // The PostgreSQL run shares rate limits and revocations through Redis too, under a
+    // key prefix of its own.
+    if db_url.starts_with("postgres") {
+        let prefix = format!("ta_test:{}:", uuid::Uuid::new_v4().simple());
+        sources = sources
+            .set("redis_url", "redis://127.0.0.1:6379")
+            .set("redis_prefix", prefix);
+    }
     let config = f(sources).build(false).expect("test config is valid");
     let app = Application::build(config).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -14,5 +14,6 @@ mod mail;
 mod mfa;
 mod refresh;
 mod restart;
+mod scaleout;
 mod tokens;
 mod websocket;

@@ -1,0 +1,317 @@
+//! Redis: rate-limit buckets shared by every instance, and revocation fan-out.
+//!
+//! Redis only ever speeds things up or shares counters; it is never the record of a
+//! revocation. Revocations are written to the database first (every instance also polls
+//! the database every 250 ms), then published here so other instances apply them in
+//! milliseconds. With Redis down, rate limits fall back to this instance's own buckets and
+//! revocations travel through the database alone; both recover by themselves when Redis
+//! returns (the connection manager reconnects, the subscriber loop resubscribes).
+
+use super::ratelimit::{Decision, Limit, LocalRateLimiter, RateLimiter};
+use super::Revoked;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// GCRA in one atomic script, on Redis's own clock (so instances' clocks do not matter).
+/// Returns {allowed, remaining, reset_ms, retry_after_ms}.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local tau = interval * (burst - 1)
+if tat - now > tau then
+  return {0, 0, tat - now, tat - tau - now}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(new_tat - now, 1))
+local remaining = math.floor((now + tau + interval - new_tat) / interval)
+return {1, remaining, new_tat - now, 0}
+"#;
+
+/// How long any one Redis call may take before it counts as Redis being down. Nothing on a
+/// request path ever waits longer than this for Redis.
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+async fn bounded<T>(
+    f: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::IoError,
+            "Redis call timed out",
+        ))),
+    }
+}
+
+/// One multiplexed connection shared by every caller. Any error or timeout drops it; the
+/// next call reconnects, at most once a second while Redis stays away, so callers fall
+/// back at once instead of queueing on a dead socket.
+pub struct SharedConn {
+    client: redis::Client,
+    slot: std::sync::Mutex<Option<MultiplexedConnection>>,
+    last_failure: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl SharedConn {
+    /// Connects; fails if Redis does not answer at start (a wrong URL should stop the start).
+    pub async fn connect(url: &str) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(url)?;
+        let shared = Arc::new(Self {
+            client,
+            slot: Default::default(),
+            last_failure: Default::default(),
+        });
+        let mut conn = shared
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("TRADEAUTH_REDIS_URL: Redis does not answer: {e}"))?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(shared)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
+    async fn get(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(c) = self.slot.lock().expect("redis slot lock").clone() {
+            return Ok(c);
+        }
+        let recent = self
+            .last_failure
+            .lock()
+            .expect("redis failure lock")
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if recent {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "Redis unreachable",
+            )));
+        }
+        match bounded(self.client.get_multiplexed_async_connection()).await {
+            Ok(c) => {
+                *self.slot.lock().expect("redis slot lock") = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *self.last_failure.lock().expect("redis failure lock") =
+                    Some(std::time::Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs one command on the shared connection, bounded by [`CALL_TIMEOUT`].
+    pub async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> redis::RedisResult<T> {
+        let mut conn = self.get().await?;
+        let r = bounded(cmd.query_async(&mut conn)).await;
+        if r.is_err() {
+            self.broken();
+        }
+        r
+    }
+
+    async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self.get().await?;
+        let r = bounded(inv.invoke_async(&mut conn)).await;
+        if r.is_err() {
+            self.broken();
+        }
+        r
+    }
+
+    fn broken(&self) {
+        *self.slot.lock().expect("redis slot lock") = None;
+        *self.last_failure.lock().expect("redis failure lock") = Some(std::time::Instant::now());
+    }
+}
+
+pub struct RedisRateLimiter {
+    conn: Arc<SharedConn>,
+    prefix: String,
+    script: Script,
+    /// Used while Redis is unreachable, so limits still apply (per instance).
+    fallback: LocalRateLimiter,
+}
+
+impl RedisRateLimiter {
+    pub fn new(conn: Arc<SharedConn>, prefix: String) -> Self {
+        Self {
+            conn,
+            prefix,
+            script: Script::new(GCRA),
+            fallback: LocalRateLimiter::default(),
+        }
+    }
+}
+
+fn ceil_secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn hit(&self, name: &str, key: &str, limit: Limit) -> Decision {
+        let interval = (limit.period.as_millis() as i64 / limit.count as i64).max(1);
+        let redis_key = format!("{}rl:{name}:{}:{key}", self.prefix, limit);
+        let mut invocation = self.script.key(&redis_key);
+        invocation.arg(interval).arg(limit.count);
+        let result: redis::RedisResult<(i64, i64, i64, i64)> =
+            self.conn.run_script(&invocation).await;
+        match result {
+            Ok((allowed, remaining, reset_ms, retry_ms)) => Decision {
+                allowed: allowed == 1,
+                limit: limit.count,
+                remaining: remaining.max(0) as u32,
+                reset_secs: ceil_secs(reset_ms),
+                retry_after_secs: if allowed == 1 {
+                    0
+                } else {
+                    ceil_secs(retry_ms).max(1)
+                },
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable; rate limit counted on this instance only");
+                self.fallback.hit(name, key, limit).await
+            }
+        }
+    }
+
+    fn prune(&self) {
+        self.fallback.prune();
+    }
+}
+
+/// Publishes revocations to the other instances.
+///
+/// The request path only queues a message; a publisher task owns its own connection,
+/// reconnects on failure and never makes a caller wait on Redis. A message lost while
+/// Redis is away is caught up from the database within 250 ms.
+#[derive(Clone)]
+pub struct RevocationBus {
+    tx: tokio::sync::mpsc::Sender<String>,
+    conn: Arc<SharedConn>,
+    channel: String,
+}
+
+impl RevocationBus {
+    pub fn new(conn: Arc<SharedConn>, prefix: &str) -> Self {
+        let channel = format!("{prefix}revocations");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
+        let (ch, publisher) = (channel.clone(), conn.clone());
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(&ch).arg(&msg);
+                if let Err(e) = publisher.run::<i64>(cmd).await {
+                    tracing::warn!(error = %e, "could not publish a revocation; other instances catch up from the database");
+                }
+            }
+        });
+        Self { tx, conn, channel }
+    }
+
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Queues a revocation for the other instances; never waits.
+    pub fn publish(&self, what: Revoked, until: DateTime<Utc>) {
+        let (kind, id) = match what {
+            Revoked::Jti(id) => ("jti", id),
+            Revoked::Sid(id) => ("sid", id),
+        };
+        let _ = self
+            .tx
+            .try_send(format!("{kind}:{id}:{}", until.timestamp_millis()));
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.conn.run::<String>(redis::cmd("PING")).await.is_ok()
+    }
+}
+
+/// Parses a published revocation.
+pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>)> {
+    let mut parts = msg.splitn(3, ':');
+    let kind = parts.next()?;
+    let id = Uuid::parse_str(parts.next()?).ok()?;
+    let until = DateTime::from_timestamp_millis(parts.next()?.parse().ok()?)?;
+    let what = match kind {
+        "jti" => Revoked::Jti(id),
+        "sid" => Revoked::Sid(id),
+        _ => return None,
+    };
+    Some((what, until))
+}
+
+/// Subscribes to the revocation channel for as long as the process lives, reconnecting
+/// with backoff; `apply` receives each revocation.
+pub fn subscribe(
+    client: redis::Client,
+    channel: String,
+    apply: Arc<dyn Fn(Revoked, DateTime<Utc>) + Send + Sync>,
+) {
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::IoError,
+                        "connect timed out",
+                    )))
+                }) {
+                Ok(mut pubsub) => {
+                    if pubsub.subscribe(&channel).await.is_ok() {
+                        delay = Duration::from_millis(200);
+                        let mut stream = pubsub.on_message();
+                        while let Some(msg) = stream.next().await {
+                            if let Ok(text) = msg.get_payload::<String>() {
+                                if let Some((what, until)) = parse_message(&text) {
+                                    apply(what, until);
+                                }
+                            }
+                        }
+                    }
+                    tracing::warn!("Redis subscription lost; reconnecting");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "Redis unreachable for the revocation subscription")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let id = Uuid::new_v4();
+        let until = DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
+        assert_eq!(
+            parse_message(&format!("sid:{id}:1800000000123")),
+            Some((Revoked::Sid(id), until))
+        );
+        assert_eq!(parse_message("nope"), None);
+    }
+}

@@ -1,0 +1,335 @@
+//! Many instances on one PostgreSQL database and one Redis, and what happens when either
+//! goes away. Needs both services: without them these tests say so loudly and skip
+//! (`TRADEAUTH_TEST_REQUIRE_SERVICES=1` turns that into a failure).
+//!
+//! Faults are injected with a TCP proxy between the instances and the service, which the
+//! test cuts and restores: the shared servers keep running for the tests beside this one.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// A loopback TCP proxy to `upstream` that can be cut (connections dropped, new ones
+/// refused) and restored on the same port.
+struct Proxy {
+    port: u16,
+    upstream: u16,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut p = Proxy {
+            port,
+            upstream,
+            tasks: Arc::default(),
+            acceptor: None,
+        };
+        p.accept(listener);
+        p
+    }
+
+    fn accept(&mut self, listener: TcpListener) {
+        let tasks = self.tasks.clone();
+        let upstream = self.upstream;
+        self.acceptor = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tasks.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        if let Some(a) = self.acceptor.take() {
+            a.abort();
+        }
+        self.tasks.lock().unwrap().abort_all();
+    }
+
+    async fn restore(&mut self) {
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.accept(listener);
+    }
+}
+
+fn redis_prefix() -> String {
+    format!("ta_test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn cluster(
+    n: usize,
+    db_url: &str,
+    redis_url: &str,
+    extra: fn(tradeauth::config::Sources) -> tradeauth::config::Sources,
+) -> Vec<TestApp> {
+    let prefix = redis_prefix();
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        let (db, redis, prefix) = (db_url.to_string(), redis_url.to_string(), prefix.clone());
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        apps.push(
+            spawn_on(dir, db, move |s| {
+                extra(s.set("redis_url", redis).set("redis_prefix", prefix))
+            })
+            .await,
+        );
+    }
+    apps
+}
+
+/// Polls `check` until it holds, for at most `within`; returns how long it took.
+async fn within<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_instances_share_keys_sessions_revocations_lockout_and_limits() {
+    if !services_available("the multi-instance test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let apps = cluster(3, &db, "redis://127.0.0.1:6379", |s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login", "100/min")
+            .set("rate_limit_login_ip", "1000/min")
+    })
+    .await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+
+    // One key set: the JWKS is identical everywhere; a token from A works on B and C.
+    let jwks = a.get("/.well-known/jwks.json").await.body;
+    assert_eq!(b.get("/.well-known/jwks.json").await.body, jwks);
+    assert_eq!(c.get("/.well-known/jwks.json").await.body, jwks);
+    for app in [a, b, c] {
+        let r = app.get("/readyz").await;
+        r.assert(200, None);
+        assert_eq!(r.body["checks"], json!({"database": "ok", "redis": "ok"}));
+    }
+    let (email, login) = a.new_user().await;
+    let at = access(&login);
+    b.get_auth("/api/v1/auth/me", &at).await.assert(200, None);
+    c.get_auth("/api/v1/auth/verify", &at)
+        .await
+        .assert(204, None);
+
+    // Logout on A: B and C refuse the token within a second.
+    a.post_auth("/api/v1/auth/logout", &at, None)
+        .await
+        .assert(204, None);
+    for app in [b, c] {
+        let took = within(Duration::from_secs(1), || async {
+            app.get_auth("/api/v1/auth/verify", &at).await.status == 401
+        })
+        .await;
+        eprintln!("revocation seen after {took:?}");
+    }
+
+    // A refresh token rotated on A and replayed on B: reuse, the session dies everywhere.
+    let s = b.login(&email, PASSWORD).await.body;
+    let t0 = refresh_token(&s);
+    let t1 = refresh_token(&a.refresh(&t0).await.body);
+    let r2 = a.refresh(&t1).await;
+    r2.assert(200, None);
+    b.refresh(&t0)
+        .await
+        .assert(401, Some("refresh_token_reused"));
+    c.refresh(&refresh_token(&r2.body))
+        .await
+        .assert(401, Some("invalid_refresh_token"));
+    for app in [a, c] {
+        within(Duration::from_secs(1), || async {
+            app.get_auth("/api/v1/auth/verify", &access(&r2.body))
+                .await
+                .status
+                == 401
+        })
+        .await;
+    }
+
+    // Lockout counts across instances: five failures in total, spread over A, B and C.
+    for app in [a, b, c, a, b] {
+        app.login(&email, "Wrong-pass-123")
+            .await
+            .assert(401, Some("invalid_credentials"));
+    }
+    c.login(&email, PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+
+    // A key rotation on A is seen by all.
+    let (_, admin) = a.user_with_tier(4).await;
+    let kid = a
+        .post_auth("/api/v1/admin/signing-keys/rotate", &access(&admin), None)
+        .await
+        .body["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fresh = a.login(&email.replace("@", "+x@"), PASSWORD).await;
+    let _ = fresh;
+    let jwks_a = a.get("/.well-known/jwks.json").await.body;
+    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 3);
+    within(Duration::from_secs(7), || async {
+        b.get("/.well-known/jwks.json").await.body == jwks_a
+            && c.get("/.well-known/jwks.json").await.body == jwks_a
+    })
+    .await;
+    let new_login = b.user_with_tier(2).await.1;
+    let header: serde_json::Value = {
+        use base64::Engine;
+        let h = access(&new_login).split('.').next().unwrap().to_string();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        header["kid"],
+        kid.as_str(),
+        "B signs with the key A promoted"
+    );
+    c.get_auth("/api/v1/auth/me", &access(&new_login))
+        .await
+        .assert(200, None);
+}
+
+#[tokio::test]
+async fn rate_limits_are_counted_across_instances() {
+    if !services_available("the shared rate-limit test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let apps = cluster(3, &db, "redis://127.0.0.1:6379", |s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login", "3/min")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    for app in &apps {
+        app.login("shared@example.com", "Wrong-pass-123")
+            .await
+            .assert(401, None);
+    }
+    let r = apps[1].login("shared@example.com", "Wrong-pass-123").await;
+    r.assert(429, Some("rate_limited"));
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_then_back() {
+    if !services_available("the Redis fault test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let mut proxy = Proxy::start(6379).await;
+    let redis_url = format!("redis://127.0.0.1:{}", proxy.port);
+    let apps = cluster(2, &db, &redis_url, |s| s.set("rate_limit", "on")).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let (email, _) = a.new_user().await;
+
+    proxy.cut();
+    // Degraded, not down: readiness says which dependency is missing.
+    within(Duration::from_secs(6), || async {
+        let r = a.get("/readyz").await;
+        r.status == 200 && r.body["status"] == "degraded" && r.body["checks"]["redis"] == "down"
+    })
+    .await;
+    // No revoked token is ever accepted: the revocation travels through PostgreSQL.
+    let s = a.login(&email, PASSWORD).await;
+    s.assert(200, None);
+    let at = access(&s.body);
+    b.get_auth("/api/v1/auth/verify", &at)
+        .await
+        .assert(204, None);
+    a.post_auth("/api/v1/auth/logout", &at, None)
+        .await
+        .assert(204, None);
+    within(Duration::from_secs(1), || async {
+        b.get_auth("/api/v1/auth/verify", &at).await.status == 401
+    })
+    .await;
+
+    // Back by itself, no restart.
+    proxy.restore().await;
+    within(Duration::from_secs(10), || async {
+        a.get("/readyz").await.body["status"] == "ready"
+    })
+    .await;
+    within(Duration::from_secs(10), || async {
+        b.get("/readyz").await.body["status"] == "ready"
+    })
+    .await;
+    let s = b.login(&email, PASSWORD).await.body;
+    let at = access(&s);
+    b.post_auth("/api/v1/auth/logout", &at, None)
+        .await
+        .assert(204, None);
+    within(Duration::from_secs(1), || async {
+        a.get_auth("/api/v1/auth/verify", &at).await.status == 401
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_lost_then_regained() {
+    if !services_available("the PostgreSQL fault test").await {
+        return;
+    }
+    let mut proxy = Proxy::start(5432).await;
+    let direct = pg_schema_url().await;
+    let db = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let apps = cluster(1, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let app = &apps[0];
+    let (_, login) = app.new_user().await;
+    let at = access(&login);
+
+    proxy.cut();
+    // Endpoints that need the database answer 503 with the contract body ...
+    let r = app.get_auth("/api/v1/auth/me", &at).await;
+    r.assert(503, Some("unavailable"));
+    let r = app.get("/readyz").await;
+    r.assert(503, Some("unavailable"));
+    assert_eq!(r.body["checks"]["database"], "down");
+    // ... while token checks keep working, from memory.
+    for _ in 0..5 {
+        app.get_auth("/api/v1/auth/verify", &at)
+            .await
+            .assert(204, None);
+    }
+
+    proxy.restore().await;
+    within(Duration::from_secs(10), || async {
+        app.get_auth("/api/v1/auth/me", &at).await.status == 200
+    })
+    .await;
+    app.get("/readyz").await.assert(200, None);
+    app.new_user().await;
+}
