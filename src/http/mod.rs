@@ -19,7 +19,7 @@ pub mod ws;
 
 use crate::config::Dialect;
 use crate::service::Service;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -82,7 +82,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             error::render_errors,
         ))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
@@ -90,10 +90,15 @@ pub fn router(state: AppState) -> Router {
 
 /// One log line per request: id, method, path (never the query string, which may carry a
 /// token), status and latency.
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // The route template (`/api/v1/auth/sessions/{id}`), so ids do not explode the labels.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
@@ -101,13 +106,24 @@ async fn log_request(req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_string();
     let res = next.run(req).await;
+    let elapsed = start.elapsed();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let metrics = &state.service.metrics;
+    metrics
+        .requests
+        .with_label_values(&[route, method.as_str(), res.status().as_str()])
+        .inc();
+    metrics
+        .latency
+        .with_label_values(&[route, method.as_str()])
+        .observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "tradeauth::http",
         request_id = %request_id,
         method = %method,
         path = %path,
         status = res.status().as_u16(),
-        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
     res

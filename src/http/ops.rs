@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(health))
         .route("/readyz", get(readiness))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -58,6 +59,22 @@ async fn jwks(State(state): State<AppState>) -> Response {
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         body,
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition of this instance's metrics.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let service = &state.service;
+    if let Ok(n) = service.store.count_live_sessions(chrono::Utc::now()).await {
+        service.metrics.active_sessions.set(n);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        service.metrics.render(),
     )
         .into_response()
 }

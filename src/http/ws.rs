@@ -128,6 +128,9 @@ async fn run_socket(state: AppState, caller: Caller, mut socket: WebSocket, _slo
         return;
     };
     let user = caller.user_id;
+    let gauge = service.metrics.websockets.clone();
+    gauge.inc();
+    let _open = scopeguard(move || gauge.dec());
     let mut events = service.events.subscribe();
     let mut revoked = service.revoked_sessions.subscribe();
     let mut shutdown = service.shutdown.subscribe();
@@ -228,4 +231,17 @@ fn answer(
         }
         _ => error("validation_error"),
     }
+}
+
+/// Runs `f` when dropped (the socket's end, however it ends).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -217,6 +217,7 @@ impl Service {
                     json!({"reason": "account_locked"}),
                 )
                 .await;
+                self.metrics.login("account_locked");
                 return Err(Error::AccountLocked {
                     locked_until: until,
                 });
@@ -226,6 +227,10 @@ impl Service {
         let result = self
             .finish_login(input, user, key.clone(), failures, now, ctx)
             .await;
+        self.metrics.login(match &result {
+            Ok(_) => "succeeded",
+            Err(e) => e.code(),
+        });
         if matches!(result, Err(Error::Internal(_) | Error::Unavailable(_))) {
             // The attempt never reached a verdict: it is not a failure.
             let _ = self.store.release_attempt(&key).await;
@@ -264,6 +269,7 @@ impl Service {
             if failures >= policy.threshold {
                 let until = now + policy.duration;
                 self.store.lock(&key, until).await?;
+                self.metrics.lockouts.inc();
                 self.audit(
                     "account.locked",
                     uid,
@@ -323,6 +329,7 @@ impl Service {
                 if failures >= policy.threshold {
                     let until = now + policy.duration;
                     self.store.lock(&key, until).await?;
+                    self.metrics.lockouts.inc();
                     self.audit(
                         "account.locked",
                         Some(user.id),
@@ -438,6 +445,7 @@ impl Service {
             match decision {
                 RefreshDecision::Invalid => return Err(Error::InvalidRefreshToken),
                 RefreshDecision::Reuse => {
+                    self.metrics.refresh_reuse.inc();
                     self.revoke(RevokeTarget::Session(sid)).await?;
                     self.audit(
                         "refresh.reuse_detected",

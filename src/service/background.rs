@@ -44,6 +44,11 @@ impl Service {
         let since = self.revocations.last_seq();
         match self.store.revocations_since(since, Utc::now()).await {
             Ok(rows) if !rows.is_empty() => {
+                let now = Utc::now();
+                for row in rows.iter().filter(|r| !self.revocations.contains(&r.what)) {
+                    let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.revocation_lag.observe(lag);
+                }
                 for sid in self.revocations.apply(&rows) {
                     let _ = self.revoked_sessions.send(sid);
                 }

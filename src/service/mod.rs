@@ -167,6 +167,8 @@ pub struct Service {
     pub events: broadcast::Sender<AuditEvent>,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
     pub revoked_sessions: broadcast::Sender<Uuid>,
+    /// This instance's Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -254,11 +256,13 @@ pub async fn build(
     store: DynStore,
     manage_keys: bool,
 ) -> anyhow::Result<Arc<Service>> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let hasher = passwords::Hasher::new(
         config.argon2_memory_kib,
         config.argon2_iterations,
         config.argon2_parallelism,
         config.hash_concurrency,
+        metrics.hash_queue.clone(),
     )?;
     let ring = keys::load_or_create(&config, &store, manage_keys).await?;
     let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
@@ -284,10 +288,14 @@ pub async fn build(
         let b = crate::store::redis::RevocationBus::new(conn, &config.redis_prefix);
         let list = revocations.clone();
         let notify = revoked_sessions.clone();
+        let lag = metrics.revocation_lag.clone();
         crate::store::redis::subscribe(
             client,
             b.channel().to_string(),
-            Arc::new(move |what, until| {
+            Arc::new(move |what, until, at| {
+                if !list.contains(&what) {
+                    lag.observe((Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
+                }
                 list.insert(what, until);
                 if let crate::store::Revoked::Sid(sid) = what {
                     let _ = notify.send(sid);
@@ -309,5 +317,6 @@ pub async fn build(
         events,
         revoked_sessions,
         shutdown: tokio::sync::watch::Sender::new(false),
+        metrics,
     }))
 }

@@ -16,6 +16,8 @@ pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
     dummy: Arc<str>,
+    /// Hashes waiting for a permit (a metric).
+    queue: prometheus::IntGauge,
 }
 
 /// The outcome of a verification.
@@ -32,6 +34,7 @@ impl Hasher {
         iterations: u32,
         parallelism: u32,
         concurrency: usize,
+        queue: prometheus::IntGauge,
     ) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
@@ -40,6 +43,7 @@ impl Hasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy: dummy.into(),
+            queue,
         })
     }
 
@@ -52,8 +56,15 @@ impl Hasher {
         self.permits.available_permits()
     }
 
+    async fn permit(&self) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
+        self.queue.inc();
+        let permit = self.permits.acquire().await;
+        self.queue.dec();
+        Ok(permit?)
+    }
+
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
+        let _permit = self.permit().await?;
         let params = self.params.clone();
         let pw = password.clone();
         tokio::task::spawn_blocking(move || hash_blocking(&params, pw.expose_secret())).await?
@@ -66,7 +77,7 @@ impl Hasher {
         password: &SecretString,
         stored: Option<&str>,
     ) -> anyhow::Result<Verified> {
-        let _permit = self.permits.acquire().await?;
+        let _permit = self.permit().await?;
         let params = self.params.clone();
         let known = stored.is_some();
         let hash = stored

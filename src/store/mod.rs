@@ -104,6 +104,8 @@ pub struct RevocationRow {
     pub seq: i64,
     pub what: Revoked,
     pub expires_at: DateTime<Utc>,
+    /// When it was recorded (for the propagation-lag metric).
+    pub created_at: DateTime<Utc>,
 }
 
 /// A security event (API.md, `/auth/events`).

@@ -243,18 +243,19 @@ impl RevocationBus {
     }
 }
 
-/// Parses a published revocation.
-pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>)> {
-    let mut parts = msg.splitn(3, ':');
+/// Parses a published revocation: what, valid until, recorded at.
+pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>, DateTime<Utc>)> {
+    let mut parts = msg.splitn(4, ':');
     let kind = parts.next()?;
     let id = Uuid::parse_str(parts.next()?).ok()?;
     let until = DateTime::from_timestamp_millis(parts.next()?.parse().ok()?)?;
+    let at = DateTime::from_timestamp_millis(parts.next()?.parse().ok()?)?;
     let what = match kind {
         "jti" => Revoked::Jti(id),
         "sid" => Revoked::Sid(id),
         _ => return None,
     };
-    Some((what, until))
+    Some((what, until, at))
 }
 
 /// Subscribes to the revocation channel for as long as the process lives, reconnecting
@@ -262,7 +263,7 @@ pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>)> {
 pub fn subscribe(
     client: redis::Client,
     channel: String,
-    apply: Arc<dyn Fn(Revoked, DateTime<Utc>) + Send + Sync>,
+    apply: Arc<dyn Fn(Revoked, DateTime<Utc>, DateTime<Utc>) + Send + Sync>,
 ) {
     tokio::spawn(async move {
         use futures::StreamExt;
@@ -282,8 +283,8 @@ pub fn subscribe(
                         let mut stream = pubsub.on_message();
                         while let Some(msg) = stream.next().await {
                             if let Ok(text) = msg.get_payload::<String>() {
-                                if let Some((what, until)) = parse_message(&text) {
-                                    apply(what, until);
+                                if let Some((what, until, at)) = parse_message(&text) {
+                                    apply(what, until, at);
                                 }
                             }
                         }
@@ -308,9 +309,10 @@ mod tests {
     fn messages_round_trip() {
         let id = Uuid::new_v4();
         let until = DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
+        let at = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         assert_eq!(
-            parse_message(&format!("sid:{id}:1800000000123")),
-            Some((Revoked::Sid(id), until))
+            parse_message(&format!("sid:{id}:1800000000123:1700000000000")),
+            Some((Revoked::Sid(id), until, at))
         );
         assert_eq!(parse_message("nope"), None);
     }

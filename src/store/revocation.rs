@@ -71,6 +71,15 @@ impl RevocationList {
         new_sids
     }
 
+    /// Whether this exact revocation is already applied here.
+    pub fn contains(&self, what: &Revoked) -> bool {
+        let inner = self.inner.read().expect("revocation lock poisoned");
+        match what {
+            Revoked::Jti(id) => inner.jti.contains_key(id),
+            Revoked::Sid(id) => inner.sid.contains_key(id),
+        }
+    }
+
     pub fn last_seq(&self) -> i64 {
         self.inner
             .read()

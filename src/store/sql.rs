@@ -318,9 +318,10 @@ impl Store for $store {
                 .await
                 .map_err(map_err)?;
         for sid in &live {
-            sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)"))
+            sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at, created_at) VALUES ('sid', ?, ?, ?)"))
                 .bind(sid)
                 .bind(ms(until))
+                .bind(ms(now))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -336,8 +337,7 @@ impl Store for $store {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        let _ = now;
-        Ok(Some(
+                Ok(Some(
             live.iter()
                 .filter_map(|s| Uuid::parse_str(s).ok())
                 .collect(),
@@ -451,9 +451,10 @@ impl Store for $store {
             }
             .map_err(map_err)?;
         for id in &ids {
-            sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)"))
+            sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at, created_at) VALUES ('sid', ?, ?, ?)"))
                 .bind(id)
                 .bind(ms(until))
+                .bind(ms(now))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -494,9 +495,10 @@ impl Store for $store {
     }
 
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', ?, ?)"))
+        sqlx::query(&q("INSERT INTO revocations (kind, value, expires_at, created_at) VALUES ('jti', ?, ?, ?)"))
             .bind(jti.to_string())
             .bind(ms(until))
+            .bind(ms(Utc::now()))
             .execute(&self.write)
             .await
             .map_err(map_err)?;
@@ -508,7 +510,7 @@ impl Store for $store {
         seq: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>> {
-        let rows = sqlx::query(&q("SELECT seq, kind, value, expires_at FROM revocations WHERE seq > ? AND expires_at > ? \
+        let rows = sqlx::query(&q("SELECT seq, kind, value, expires_at, created_at FROM revocations WHERE seq > ? AND expires_at > ? \
              ORDER BY seq"))
         .bind(seq)
         .bind(ms(now))
@@ -527,6 +529,7 @@ impl Store for $store {
                     Revoked::Sid(id)
                 },
                 expires_at: from_ms(row.try_get("expires_at").map_err(map_err)?),
+                created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
             });
         }
         Ok(out)

@@ -11,6 +11,7 @@ mod js_clients;
 mod limits;
 mod lockout;
 mod mail;
+mod metrics;
 mod mfa;
 mod refresh;
 mod restart;

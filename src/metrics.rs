@@ -1,0 +1,134 @@
+//! Prometheus metrics of one instance, served at `GET /metrics`.
+//!
+//! Each [`Metrics`] has its own registry (several servers may live in one process, as in
+//! the tests). Counters are bumped where the events happen; gauges that need the store
+//! (live sessions) are read when scraped.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route template, method and status.
+    pub requests: IntCounterVec,
+    /// Request latency by route template and method.
+    pub latency: HistogramVec,
+    /// Logins by outcome (`succeeded`, `invalid_credentials`, `locked`, ...).
+    pub logins: IntCounterVec,
+    /// Accounts locked by too many failures.
+    pub lockouts: IntCounter,
+    /// Refresh tokens presented again after rotation.
+    pub refresh_reuse: IntCounter,
+    /// Live sessions (set at scrape time).
+    pub active_sessions: IntGauge,
+    /// Seconds from a revocation being recorded to this instance applying it, for
+    /// revocations made elsewhere.
+    pub revocation_lag: Histogram,
+    /// Password hashes waiting for a slot in the bounded hash pool.
+    pub hash_queue: IntGauge,
+    /// Open WebSockets.
+    pub websockets: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("tradeauth".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let logins = IntCounterVec::new(
+            Opts::new("logins_total", "Login attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let lockouts = IntCounter::new(
+            "lockouts_total",
+            "Accounts locked after too many failed logins",
+        )
+        .expect("valid metric");
+        let refresh_reuse = IntCounter::new(
+            "refresh_reuse_detected_total",
+            "Rotated refresh tokens presented again (sessions revoked)",
+        )
+        .expect("valid metric");
+        let active_sessions =
+            IntGauge::new("active_sessions", "Live sessions").expect("valid metric");
+        let revocation_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "revocation_propagation_lag_seconds",
+                "Time from a revocation being recorded elsewhere to this instance applying it",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .expect("valid metric");
+        let hash_queue = IntGauge::new(
+            "password_hash_queue_depth",
+            "Password hashes waiting for the hash pool",
+        )
+        .expect("valid metric");
+        let websockets =
+            IntGauge::new("websocket_connections", "Open WebSockets").expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(logins.clone()),
+            Box::new(lockouts.clone()),
+            Box::new(refresh_reuse.clone()),
+            Box::new(active_sessions.clone()),
+            Box::new(revocation_lag.clone()),
+            Box::new(hash_queue.clone()),
+            Box::new(websockets.clone()),
+        ] {
+            registry.register(c).expect("metrics register once");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            lockouts,
+            refresh_reuse,
+            active_sessions,
+            revocation_lag,
+            hash_queue,
+            websockets,
+        }
+    }
+
+    pub fn login(&self, outcome: &str) {
+        self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
