@@ -258,12 +258,15 @@ pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>, DateTime<Utc>
     Some((what, until, at))
 }
 
+/// Receives a revocation from another instance: what, valid until, recorded at.
+pub type ApplyRevocation = Arc<dyn Fn(Revoked, DateTime<Utc>, DateTime<Utc>) + Send + Sync>;
+
 /// Subscribes to the revocation channel for as long as the process lives, reconnecting
 /// with backoff; `apply` receives each revocation.
 pub fn subscribe(
     client: redis::Client,
     channel: String,
-    apply: Arc<dyn Fn(Revoked, DateTime<Utc>, DateTime<Utc>) + Send + Sync>,
+    apply: ApplyRevocation,
 ) {
     tokio::spawn(async move {
         use futures::StreamExt;
