@@ -31,15 +31,16 @@ fn accepted() -> Response {
 }
 
 /// No `Debug`: it holds a token.
-#[derive(Deserialize)]
-struct TokenBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct MailTokenRequest {
     token: Option<String>,
 }
 
-async fn verify_email(
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "account", request_body = MailTokenRequest, responses((status = 200, description = "verified", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn verify_email(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    AppJson(body): AppJson<TokenBody>,
+    AppJson(body): AppJson<MailTokenRequest>,
 ) -> ApiResult<Json<UserBody>> {
     let user = state
         .service
@@ -48,13 +49,14 @@ async fn verify_email(
     Ok(Json(UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
-struct EmailBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct EmailBody {
     email: Option<String>,
 }
 
 /// 202 whatever the address: no account enumeration.
-async fn resend_verification(
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = crate::http::openapi::Accepted), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn resend_verification(
     State(state): State<AppState>,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<Response> {
@@ -66,7 +68,8 @@ async fn resend_verification(
 }
 
 /// 202 whatever the address: no account enumeration.
-async fn request_password_reset(
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = crate::http::openapi::Accepted), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn request_password_reset(
     State(state): State<AppState>,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<Response> {
@@ -78,13 +81,14 @@ async fn request_password_reset(
 }
 
 /// No `Debug`: it holds a token and a password.
-#[derive(Deserialize)]
-struct ResetConfirm {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ResetConfirm {
     token: Option<String>,
     new_password: Option<String>,
 }
 
-async fn confirm_password_reset(
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "account", request_body = ResetConfirm, responses((status = 204, description = "password set; every session ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn confirm_password_reset(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<ResetConfirm>,
@@ -100,7 +104,8 @@ async fn confirm_password_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn setup_totp(
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/setup", tag = "mfa", responses((status = 200, description = "a new secret to enrol", body = crate::http::openapi::TotpSetup), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn setup_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -108,12 +113,13 @@ async fn setup_totp(
     Ok(Json(json!({"secret": secret, "otpauth_url": otpauth_url})))
 }
 
-#[derive(Debug, Deserialize)]
-struct CodeBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct CodeBody {
     code: Option<String>,
 }
 
-async fn enable_totp(
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = "mfa", request_body = CodeBody, responses((status = 200, description = "enabled; single-use recovery codes", body = crate::http::openapi::RecoveryCodes), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn enable_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -128,13 +134,14 @@ async fn enable_totp(
 }
 
 /// No `Debug`: it holds a password.
-#[derive(Deserialize)]
-struct DisableBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct DisableBody {
     password: Option<String>,
     code: Option<String>,
 }
 
-async fn disable_totp(
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = "mfa", request_body = DisableBody, responses((status = 204, description = "disabled"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn disable_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,

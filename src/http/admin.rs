@@ -41,8 +41,8 @@ fn tier(n: Option<i64>) -> Result<Option<Tier>, Error> {
     n.map(Tier::new).transpose().map_err(Error::from)
 }
 
-#[derive(Debug, Deserialize)]
-struct UserListQuery {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct UserListQuery {
     q: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
     tier: Option<i64>,
@@ -53,7 +53,8 @@ struct UserListQuery {
     limit: Option<i64>,
 }
 
-async fn list_users(
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(("q" = Option<String>, Query, description = "substring of email, username or name"), ("tier" = Option<i64>, Query), ("active" = Option<bool>, Query), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "users", body = super::views::ListBody<super::views::AdminUserBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_users(
     State(state): State<AppState>,
     _: Admin,
     AppQuery(q): AppQuery<UserListQuery>,
@@ -74,15 +75,16 @@ async fn list_users(
     })))
 }
 
-#[derive(Deserialize)]
-struct AdminNewUser {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct AdminNewUser {
     #[serde(flatten)]
     user: NewUser,
     permission_tier: Option<i64>,
     is_verified: Option<bool>,
 }
 
-async fn create_user(
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = AdminNewUser, responses((status = 201, description = "created", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
     Ctx(ctx): Ctx,
@@ -102,7 +104,8 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(UserBody::from(&user))).into_response())
 }
 
-async fn get_user(
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "the user with lockout state", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_user(
     State(state): State<AppState>,
     _: Admin,
     AppPath(id): AppPath<Uuid>,
@@ -111,8 +114,8 @@ async fn get_user(
     Ok(Json(AdminUserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
-struct AdminUserUpdate {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct AdminUserUpdate {
     permission_tier: Option<i64>,
     is_active: Option<bool>,
     is_verified: Option<bool>,
@@ -120,7 +123,8 @@ struct AdminUserUpdate {
     full_name: Option<Option<String>>,
 }
 
-async fn update_user(
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = AdminUserUpdate, params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "updated", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
     Ctx(ctx): Ctx,
@@ -140,7 +144,8 @@ async fn update_user(
     Ok(Json(AdminUserBody::from(&user)))
 }
 
-async fn delete_user(
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "deleted; sessions and keys revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn delete_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
     Ctx(ctx): Ctx,
@@ -153,7 +158,8 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn unlock_user(
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/unlock", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "lockout lifted"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn unlock_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
     Ctx(ctx): Ctx,
@@ -166,7 +172,8 @@ async fn unlock_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn revoke_user_sessions(
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/sessions", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "every session revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn revoke_user_sessions(
     State(state): State<AppState>,
     MinTier(admin): Admin,
     Ctx(ctx): Ctx,
@@ -179,8 +186,8 @@ async fn revoke_user_sessions(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditParams {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct AuditParams {
     #[serde(default, deserialize_with = "empty_as_none")]
     user_id: Option<Uuid>,
     #[serde(rename = "type")]
@@ -192,7 +199,8 @@ struct AuditParams {
     limit: Option<i64>,
 }
 
-async fn query_audit(
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(("user_id" = Option<uuid::Uuid>, Query), ("type" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339"), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "audit events, newest first", body = super::views::ListBody<super::views::EventBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn query_audit(
     State(state): State<AppState>,
     _: Admin,
     AppQuery(q): AppQuery<AuditParams>,
@@ -211,7 +219,8 @@ async fn query_audit(
     Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
 }
 
-async fn rotate_signing_keys(
+#[utoipa::path(post, path = "/api/v1/admin/signing-keys/rotate", tag = "admin", responses((status = 200, description = "the new active kid", body = crate::http::openapi::RotatedKey), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn rotate_signing_keys(
     State(state): State<AppState>,
     _: Admin,
 ) -> ApiResult<Json<serde_json::Value>> {

@@ -23,8 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys/{id}", delete(revoke_api_key))
 }
 
-#[derive(Debug, Deserialize)]
-struct ApiKeyRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyRequest {
     name: Option<String>,
     permission_tier: Option<i64>,
     expires_at: Option<DateTime<Utc>>,
@@ -32,7 +32,7 @@ struct ApiKeyRequest {
 }
 
 /// A key as listed: never the secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyBody {
     id: Uuid,
     name: String,
@@ -63,14 +63,15 @@ impl From<&ApiKeyRecord> for ApiKeyBody {
 }
 
 /// A key just created: the listing fields plus the key itself, shown this once.
-#[derive(Serialize)]
-struct CreatedKeyBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedKeyBody {
     #[serde(flatten)]
     listed: ApiKeyBody,
     key: String,
 }
 
-async fn create_api_key(
+#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "api-keys", request_body = ApiKeyRequest, responses((status = 201, description = "created; the key is shown this once", body = CreatedKeyBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn create_api_key(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -97,7 +98,8 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-async fn list_api_keys(
+#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "api-keys", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's keys, never the secret", body = super::views::ListBody<ApiKeyBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_api_keys(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     AppQuery(q): AppQuery<PageQuery>,
@@ -106,7 +108,8 @@ async fn list_api_keys(
     Ok(Json(ListBody::from_paged(&paged, |k| ApiKeyBody::from(k))))
 }
 
-async fn revoke_api_key(
+#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "api-keys", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn revoke_api_key(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,

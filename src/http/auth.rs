@@ -71,7 +71,7 @@ fn secret(s: Option<String>) -> SecretString {
 }
 
 /// No `Debug`: it holds a secret.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub email: Option<String>,
     pub password: Option<String>,
@@ -90,7 +90,8 @@ impl NewUser {
     }
 }
 
-async fn register_user(
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = NewUser, responses((status = 201, description = "registered", body = crate::http::openapi::Registered), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn register_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<NewUser>,
@@ -102,7 +103,7 @@ async fn register_user(
 }
 
 /// No `Debug`: it holds a secret.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub username: Option<String>,
     pub email: Option<String>,
@@ -113,7 +114,8 @@ pub struct LoginRequest {
     pub recovery_code: Option<String>,
 }
 
-async fn login_user(
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 423, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<LoginRequest>,
@@ -130,12 +132,13 @@ async fn login_user(
 }
 
 /// No `Debug`: it holds a secret.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     pub refresh_token: Option<String>,
 }
 
-async fn refresh_tokens(
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens", body = super::views::TokenBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn refresh_tokens(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<RefreshRequest>,
@@ -148,7 +151,8 @@ async fn refresh_tokens(
     Ok(Json(TokenBody::from(&issued)))
 }
 
-async fn logout_user(
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<RefreshRequest>, responses((status = 204, description = "logged out"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn logout_user(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -162,7 +166,8 @@ async fn logout_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn logout_everywhere(
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", responses((status = 204, description = "every session ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn logout_everywhere(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -171,7 +176,8 @@ async fn logout_everywhere(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_me(
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "the user object", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn get_me(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
 ) -> ApiResult<Json<UserBody>> {
@@ -179,14 +185,15 @@ async fn get_me(
     Ok(Json(UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProfileUpdate {
     pub username: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub full_name: Option<Option<String>>,
 }
 
-async fn update_me(
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileUpdate, responses((status = 200, description = "updated", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn update_me(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -200,13 +207,14 @@ async fn update_me(
 }
 
 /// No `Debug`: it holds a secret.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordChange {
     pub current_password: Option<String>,
     pub new_password: Option<String>,
 }
 
-async fn change_password(
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange, responses((status = 204, description = "changed; other sessions ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -224,7 +232,7 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PageQuery {
     pub cursor: Option<String>,
     #[serde(default, deserialize_with = "super::views::empty_as_none")]
@@ -237,7 +245,8 @@ impl PageQuery {
     }
 }
 
-async fn list_sessions(
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's sessions", body = super::views::ListBody<super::views::SessionBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     AppQuery(q): AppQuery<PageQuery>,
@@ -246,7 +255,8 @@ async fn list_sessions(
     Ok(Json(ListBody::from_paged(&paged, |x| SessionBody::from(x))))
 }
 
-async fn revoke_session(
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
@@ -256,7 +266,8 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_events(
+#[utoipa::path(get, path = "/api/v1/auth/events", tag = "auth", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's security events, newest first", body = super::views::ListBody<super::views::EventBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn list_events(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     AppQuery(q): AppQuery<PageQuery>,
@@ -266,14 +277,15 @@ async fn list_events(
 }
 
 /// No `Debug`: it may hold a token.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyQuery {
     pub token: Option<String>,
     pub min_tier: Option<String>,
 }
 
 /// Forward-auth: 204 with the caller in `X-Auth-*` headers, or the usual 401/403.
-async fn verify_caller(
+#[utoipa::path(get, path = "/api/v1/auth/verify", tag = "forward-auth", params(("token" = Option<String>, Query, description = "access token, for clients that cannot send headers"), ("min_tier" = Option<i64>, Query, description = "minimum tier, 1-4")), responses((status = 204, description = "allowed; X-Auth-User-Id, X-Auth-Tier, X-Auth-Role, X-Auth-Session-Id headers"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
     Ctx(ctx): Ctx,

@@ -12,6 +12,7 @@ pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod views;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
+        .merge(openapi::router())
         .layer(DefaultBodyLimit::max(state.service.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),

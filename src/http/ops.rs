@@ -18,7 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn health() -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive", body = crate::http::openapi::Health), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
@@ -26,7 +27,8 @@ async fn health() -> Json<serde_json::Value> {
 /// 200 when the database answers — `"degraded"` if Redis does not (instances then fall
 /// back to their own rate limits and to database polling for revocations); 503
 /// `unavailable` naming the store that is down otherwise.
-async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready (or degraded: Redis down)", body = crate::http::openapi::Ready), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let mut checks = std::collections::BTreeMap::new();
     let db = match state.service.store.ping().await {
         Ok(()) => "ok",
@@ -51,7 +53,8 @@ async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::
     Ok(Json(json!({ "status": status, "checks": checks })))
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "public signing keys (RFC 7517)", body = crate::http::openapi::Jwks), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     let body = state.service.tokens.ring().current().jwks.to_vec();
     (
         [
@@ -64,7 +67,8 @@ async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text exposition of this instance's metrics.
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let service = &state.service;
     if let Ok(n) = service.store.count_live_sessions(chrono::Utc::now()).await {
         service.metrics.active_sessions.set(n);

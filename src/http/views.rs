@@ -25,7 +25,7 @@ pub fn rfc3339_opt<S: serde::Serializer>(
 }
 
 /// "The user object".
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBody {
     pub id: Uuid,
     pub email: String,
@@ -61,7 +61,7 @@ impl From<&User> for UserBody {
 }
 
 /// The user object with the lockout state admins see.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminUserBody {
     #[serde(flatten)]
     pub user: UserBody,
@@ -81,7 +81,7 @@ impl From<&AdminUser> for AdminUserBody {
 }
 
 /// Login and refresh answer (seed 001's epoch-second expiries).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenBody {
     pub access_token: String,
     pub token_type: &'static str,
@@ -108,7 +108,7 @@ impl From<&Issued> for TokenBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub id: Uuid,
     #[serde(serialize_with = "rfc3339")]
@@ -143,7 +143,7 @@ impl From<&SessionView> for SessionBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventBody {
     pub id: Uuid,
     #[serde(rename = "type")]
@@ -171,7 +171,7 @@ impl From<&AuditEvent> for EventBody {
 }
 
 /// `{items, next_cursor}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListBody<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

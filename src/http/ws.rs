@@ -77,12 +77,13 @@ impl Drop for Slot {
 }
 
 /// No `Debug`: it holds a token.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct WsQuery {
     token: Option<String>,
 }
 
-async fn connect_socket(
+#[utoipa::path(get, path = "/api/v1/ws", tag = "websocket", params(("token" = String, Query, description = "access token")), responses((status = 101, description = "upgraded to a WebSocket"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+pub(crate) async fn connect_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppQuery(q): AppQuery<WsQuery>,
@@ -119,7 +120,12 @@ fn until(exp: i64) -> Duration {
     Duration::from_secs(left.max(0) as u64)
 }
 
-async fn run_socket(state: AppState, caller: Caller, mut socket: WebSocket, _slot: Slot) {
+pub(crate) async fn run_socket(
+    state: AppState,
+    caller: Caller,
+    mut socket: WebSocket,
+    _slot: Slot,
+) {
     let service = &state.service;
     let Credential::Session {
         mut sid, mut exp, ..
@@ -187,7 +193,7 @@ enum ReplyOutcome {
     Reauthed,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ClientMessage {
     #[serde(rename = "type")]
     kind: String,

@@ -263,11 +263,7 @@ pub type ApplyRevocation = Arc<dyn Fn(Revoked, DateTime<Utc>, DateTime<Utc>) + S
 
 /// Subscribes to the revocation channel for as long as the process lives, reconnecting
 /// with backoff; `apply` receives each revocation.
-pub fn subscribe(
-    client: redis::Client,
-    channel: String,
-    apply: ApplyRevocation,
-) {
+pub fn subscribe(client: redis::Client, channel: String, apply: ApplyRevocation) {
     tokio::spawn(async move {
         use futures::StreamExt;
         let mut delay = Duration::from_millis(200);

@@ -13,6 +13,7 @@ mod lockout;
 mod mail;
 mod metrics;
 mod mfa;
+mod openapi;
 mod refresh;
 mod restart;
 mod scaleout;

@@ -1,0 +1,163 @@
+//! The OpenAPI 3.1 description of the native API, generated from the handlers'
+//! `#[utoipa::path]` attributes and the JSON types' schemas, served at `/openapi.json`,
+//! and a human-readable page at `/docs` that renders it with no external assets.
+
+use super::AppState;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every error, from every endpoint (API.md, "Errors").
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Human-readable message.
+    error: String,
+    /// Machine code (`validation_error`, `invalid_token`, ...).
+    code: String,
+    /// `{field: message}` on 400 and 422.
+    details: Option<BTreeMap<String, String>>,
+    /// On 423: when the lock lifts (RFC 3339).
+    locked_until: Option<String>,
+    /// On 429: seconds to wait.
+    retry_after: Option<u64>,
+    /// On 503 from `/readyz`: the state of each store.
+    checks: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /auth/register`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Registered {
+    user: super::views::UserBody,
+    verification_required: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Accepted {
+    status: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TotpSetup {
+    /// Base32 shared secret.
+    secret: String,
+    /// `otpauth://totp/...` for authenticator apps.
+    otpauth_url: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RotatedKey {
+    kid: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    status: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Ready {
+    status: String,
+    checks: BTreeMap<String, String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Jwks {
+    keys: Vec<serde_json::Value>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tradeauth", description = "The authentication service of a trading platform: the native API."),
+    paths(
+        super::auth::register_user, super::auth::login_user, super::auth::refresh_tokens,
+        super::auth::logout_user, super::auth::logout_everywhere, super::auth::get_me,
+        super::auth::update_me, super::auth::change_password, super::auth::list_sessions,
+        super::auth::revoke_session, super::auth::list_events, super::auth::verify_caller,
+        super::apikeys::create_api_key, super::apikeys::list_api_keys, super::apikeys::revoke_api_key,
+        super::account::verify_email, super::account::resend_verification,
+        super::account::request_password_reset, super::account::confirm_password_reset,
+        super::account::setup_totp, super::account::enable_totp, super::account::disable_totp,
+        super::admin::list_users, super::admin::create_user, super::admin::get_user,
+        super::admin::update_user, super::admin::delete_user, super::admin::unlock_user,
+        super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
+        super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
+        super::ws::connect_socket,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Registration, login, tokens, the caller's profile"),
+        (name = "sessions", description = "The caller's sessions"),
+        (name = "api-keys", description = "API keys for bots"),
+        (name = "account", description = "Email verification and password reset"),
+        (name = "mfa", description = "TOTP two-factor authentication"),
+        (name = "forward-auth", description = "Checks for reverse proxies and services"),
+        (name = "admin", description = "Tier 4 only"),
+        (name = "operations", description = "Health, readiness, keys, metrics"),
+        (name = "websocket", description = "The authenticated WebSocket"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document, rendered once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    })
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(api_page))
+}
+
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+async fn api_page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
