@@ -256,7 +256,8 @@ impl Sources {
                 let alt = format!("TRADEAUTH_{}", key.to_uppercase());
                 vars.get(&alt).map(|v| (alt.clone(), v))
             });
-            if let Some((origin, v)) = found {
+            // An empty variable is "not set": it must not wipe a value from the file.
+            if let Some((origin, v)) = found.filter(|(_, v)| !v.trim().is_empty()) {
                 self.values.insert(
                     key.to_string(),
                     Raw {
@@ -433,8 +434,14 @@ impl Sources {
         let redis_url = self.secret("redis_url");
         if let Some(r) = &redis_url {
             let s = r.expose_secret();
-            if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
-                return Err(self.err("redis_url", "expected redis://... or rediss://..."));
+            if s.starts_with("rediss://") {
+                return Err(self.err(
+                    "redis_url",
+                    "rediss:// (TLS) is not supported by this build; use redis:// on a private network or a TLS tunnel",
+                ));
+            }
+            if !s.starts_with("redis://") {
+                return Err(self.err("redis_url", "expected redis://host:port"));
             }
         }
         let lockout_scope = self.parse(
@@ -619,6 +626,20 @@ impl Sources {
     }
 }
 
+/// A duration as an operator writes it: the largest unit that divides it (`90d`, `15m`).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 || s == 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s % secs == 0 {
+            return format!("{}{unit}", s / secs);
+        }
+    }
+    format!("{s}s")
+}
+
 /// Masks a secret: URLs keep only their scheme and host; anything that may carry a
 /// credential (user info, path, query) is replaced. Other secrets vanish entirely.
 fn mask(key: &str, value: &str) -> String {
@@ -638,7 +659,7 @@ fn mask(key: &str, value: &str) -> String {
 }
 
 fn effective_default(cfg: &Config, key: &str) -> String {
-    let d = |d: Duration| humantime::format_duration(d).to_string();
+    let d = format_duration;
     match key {
         "listen" => cfg.listen.clone(),
         "database_url" => match &cfg.database_url {
@@ -790,6 +811,38 @@ mod tests {
             .build(false)
             .unwrap_err();
         assert!(e.to_string().contains("TRADEAUTH_JWT_SECRET"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_variable_does_not_wipe_the_file() {
+        let dir = std::env::temp_dir().join(format!("ta-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "access_ttl = \"5m\"\n").unwrap();
+        let c = Sources::default()
+            .with_file(&file)
+            .unwrap()
+            .with_env([("TRADEAUTH_ACCESS_TTL".to_string(), "".to_string())])
+            .build(false)
+            .unwrap();
+        assert_eq!(c.access_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn durations_print_as_written() {
+        assert_eq!(format_duration(Duration::from_secs(90 * 86_400)), "90d");
+        assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+    }
+
+    #[test]
+    fn redis_tls_is_refused_clearly() {
+        let e = Sources::default()
+            .set("redis_url", "rediss://h:6380")
+            .build(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
     }
 
     #[test]

@@ -70,7 +70,8 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let ip = client_ip(peer, req.headers(), &config.trusted_proxies).to_string();
+    let ip_addr = client_ip(peer, req.headers(), &config.trusted_proxies);
+    let ip = ip_addr.to_string();
     let limits = config.rate_limits;
 
     // Login and refresh need a look at the body; it is put back untouched.
@@ -110,10 +111,13 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
         }
         Class::Mail => buckets.push(("mail_ip", ip.clone(), limits.mail_ip)),
         Class::Write => {
-            if let Presented::Bearer(token) = presented(&parts.headers) {
-                if let Ok(caller) = state.service.check_access_token(token) {
-                    buckets.push(("write_user", caller.user_id.to_string(), limits.write));
-                }
+            let caller = match presented(&parts.headers) {
+                Presented::Bearer(token) => state.service.check_access_token(token).ok(),
+                Presented::ApiKey(key) => state.service.check_api_key(key, ip_addr).await.ok(),
+                Presented::None => None,
+            };
+            if let Some(caller) = caller {
+                buckets.push(("write_user", caller.user_id.to_string(), limits.write));
             }
             buckets.push(("write_ip", ip.clone(), limits.write_ip));
         }

@@ -42,7 +42,13 @@ impl Service {
     /// Applies revocations recorded since the last one seen here.
     pub async fn catch_up_revocations(&self) {
         let since = self.revocations.last_seq();
-        match self.store.revocations_since(since, Utc::now()).await {
+        // Re-read the last 10 s as well: see `Store::revocations_since`.
+        let recent = Utc::now() - chrono::Duration::seconds(10);
+        match self
+            .store
+            .revocations_since(since, recent, Utc::now())
+            .await
+        {
             Ok(rows) if !rows.is_empty() => {
                 let now = Utc::now();
                 for row in rows.iter().filter(|r| !self.revocations.contains(&r.what)) {

@@ -50,14 +50,20 @@ fn recovery_hash(code: &str) -> Vec<u8> {
     digest(&SHA256, normal.as_bytes()).as_ref().to_vec()
 }
 
+/// 16 characters of a 31-letter alphabet (about 79 bits), in groups of four. A fast hash
+/// is enough for a random secret of that size.
 fn new_recovery_code() -> String {
+    use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let bytes: [u8; 10] = rand::random();
-    let chars: String = bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+    let mut rng = rand::thread_rng();
+    let chars: Vec<char> = (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
-    format!("{}-{}", &chars[..5], &chars[5..])
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 impl Service {

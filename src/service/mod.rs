@@ -269,7 +269,7 @@ pub async fn build(
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;
     let revocations = Arc::new(RevocationList::default());
-    let rows = store.revocations_since(0, Utc::now()).await?;
+    let rows = store.revocations_since(0, Utc::now(), Utc::now()).await?;
     revocations.apply(&rows);
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);

@@ -64,8 +64,9 @@ impl Service {
         let link = format!("{}/verify-email?token={token}", self.config.public_url);
         let body = format!(
             "Hello {},\n\nconfirm your email address for tradeauth by opening this link:\n\n{link}\n\n\
-             The link works once and expires in 24 hours. If you did not sign up, ignore this mail.\n",
-            user.username
+             The link works once and expires in {}. If you did not sign up, ignore this mail.\n",
+            user.username,
+            crate::config::format_duration(self.config.verification_ttl)
         );
         self.send_mail(&user.email, "Confirm your email address", body)
             .await;
@@ -143,9 +144,10 @@ impl Service {
         let link = format!("{}/reset-password?token={token}", self.config.public_url);
         let body = format!(
             "Hello {},\n\nsomeone asked to reset the password of your tradeauth account. To choose a new \
-             password, open this link:\n\n{link}\n\nThe link works once and expires in 1 hour. If it was \
+             password, open this link:\n\n{link}\n\nThe link works once and expires in {}. If it was \
              not you, ignore this mail; your password stays as it is.\n",
-            user.username
+            user.username,
+            crate::config::format_duration(self.config.reset_ttl)
         );
         self.send_mail(&user.email, "Reset your password", body)
             .await;

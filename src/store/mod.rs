@@ -258,10 +258,14 @@ pub trait Store: Send + Sync + 'static {
 
     // --- revocations ---
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
-    /// Unexpired revocations recorded after `seq`, in order.
+    /// Unexpired revocations with a sequence number above `seq`, or recorded after
+    /// `recent` (in order). The second condition re-reads a short window: PostgreSQL hands
+    /// out sequence numbers before commit, so a row with a lower number can become visible
+    /// after a higher one has been read.
     async fn revocations_since(
         &self,
         seq: i64,
+        recent: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>>;
 

@@ -508,11 +508,13 @@ impl Store for $store {
     async fn revocations_since(
         &self,
         seq: i64,
+        recent: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>> {
-        let rows = sqlx::query(&q("SELECT seq, kind, value, expires_at, created_at FROM revocations WHERE seq > ? AND expires_at > ? \
-             ORDER BY seq"))
+        let rows = sqlx::query(&q("SELECT seq, kind, value, expires_at, created_at FROM revocations \
+             WHERE (seq > ?1 OR created_at > ?2) AND expires_at > ?3 ORDER BY seq"))
         .bind(seq)
+        .bind(ms(recent))
         .bind(ms(now))
         .fetch_all(&self.read)
         .await

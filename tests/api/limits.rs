@@ -210,3 +210,28 @@ async fn idempotency_keys_replay_and_conflict() {
     b.assert(201, None);
     assert_eq!(a.body["id"], b.body["id"]);
 }
+
+#[tokio::test]
+async fn api_key_writes_count_against_their_owner() {
+    let app = spawn_with(|s| s.set("rate_limit", "on").set("rate_limit_write", "2/min")).await;
+    let (_, login) = app.new_user().await;
+    let key = app
+        .post_auth(
+            "/api/v1/auth/api-keys",
+            &access(&login),
+            Some(json!({"name": "bot"})),
+        )
+        .await;
+    key.assert(201, None);
+    let key = key.body["key"].as_str().unwrap().to_string();
+    // The key creation was the owner's first write; one more passes, then the limit holds.
+    let write = || {
+        let req = app
+            .client
+            .post(app.url("/api/v1/auth/logout"))
+            .header("x-api-key", &key);
+        async move { into_resp(req.send().await.unwrap()).await }
+    };
+    write().await.assert(403, Some("api_key_not_allowed"));
+    write().await.assert(429, Some("rate_limited"));
+}

@@ -87,6 +87,9 @@ async fn enable(app: &TestApp, at: &str) -> (Vec<u8>, u64, Vec<String>) {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(codes.len(), 10);
+    for c in &codes {
+        assert_eq!(c.len(), 19, "four groups of four: {c}");
+    }
     (secret, step, codes)
 }
 
