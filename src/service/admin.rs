@@ -114,6 +114,7 @@ impl Service {
             .update_user(id, &store_patch)
             .await?
             .ok_or(Error::NotFound("user"))?;
+        self.user_cache.forget(id);
         // Disabling or lowering a tier takes effect at once: every session dies, so every
         // access token carrying one is refused on the next check. Raising a tier waits for
         // the next refresh.
@@ -167,6 +168,7 @@ impl Service {
             .delete_user(id, now, until, true)
             .await?
             .ok_or(Error::NotFound("user"))?;
+        self.user_cache.forget(id);
         for sid in revoked {
             self.revocations
                 .insert(crate::store::Revoked::Sid(sid), until);

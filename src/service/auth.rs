@@ -396,6 +396,7 @@ impl Service {
         };
         self.store.insert_session(&session).await?;
         self.store.record_login(user.id, now).await?;
+        self.user_cache.forget(user.id);
         user.last_login_at = Some(now);
         self.issue(user, &session, now)
     }
@@ -563,8 +564,7 @@ impl Service {
     /// The caller's user object.
     pub async fn me(&self, caller: &Caller) -> Result<User> {
         let user = self
-            .store
-            .user_by_id(caller.user_id)
+            .cached_user(caller.user_id)
             .await?
             .ok_or(Error::InvalidToken)?;
         if !user.is_active {
@@ -609,6 +609,7 @@ impl Service {
             .update_user(caller.user_id, &patch)
             .await?
             .ok_or(Error::InvalidToken)?;
+        self.user_cache.forget(user.id);
         if !changed.is_empty() {
             self.audit(
                 "user.updated",

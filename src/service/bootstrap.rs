@@ -68,6 +68,7 @@ impl Service {
                         ..Default::default()
                     };
                     self.store.update_user(admin.id, &patch).await?;
+                    self.user_cache.forget(admin.id);
                     changed.push("email");
                 }
                 let stored = self.store.password_hash(admin.id).await?;

@@ -107,7 +107,20 @@ impl Service {
             return Ok(());
         }
         let keys = self.store.signing_keys().await?;
-        self.tokens.ring().replace(key_set(&self.config, &keys)?);
+        let set = key_set(&self.config, &keys)?;
+        let changed = {
+            let current = self.tokens.ring().current();
+            let mut old: Vec<&String> = current.verifying.keys().collect();
+            let mut new: Vec<&String> = set.verifying.keys().collect();
+            old.sort();
+            new.sort();
+            old != new || current.signing_kid != set.signing_kid
+        };
+        if changed {
+            self.tokens.ring().replace(set);
+            // A key left the set: tokens it signed must be checked again.
+            self.tokens.forget_verified();
+        }
         Ok(())
     }
 

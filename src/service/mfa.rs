@@ -110,6 +110,7 @@ impl Service {
         if !self.store.enable_mfa(user.id, step, &hashes).await? {
             return Err(Error::MfaAlreadyEnabled);
         }
+        self.user_cache.forget(user.id);
         self.audit(
             "mfa.enabled",
             Some(user.id),
@@ -142,6 +143,7 @@ impl Service {
             return Err(Error::InvalidMfaCode { at_login: false });
         }
         self.store.disable_mfa(user.id).await?;
+        self.user_cache.forget(user.id);
         self.audit(
             "mfa.disabled",
             Some(user.id),

@@ -149,6 +149,38 @@ impl PageRequest {
     }
 }
 
+/// Users read in the last second, so a stream of `/auth/me` calls does not read the
+/// database each time. A std `RwLock`: held for one map operation.
+#[derive(Default)]
+pub struct UserCache {
+    map: std::sync::RwLock<std::collections::HashMap<UserId, (User, std::time::Instant)>>,
+}
+
+impl UserCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    const SIZE: usize = 65_536;
+
+    fn get(&self, id: UserId) -> Option<User> {
+        let map = self.map.read().expect("user cache lock");
+        map.get(&id)
+            .filter(|(_, at)| at.elapsed() < Self::FRESH)
+            .map(|(u, _)| u.clone())
+    }
+
+    fn put(&self, user: User) {
+        let mut map = self.map.write().expect("user cache lock");
+        if map.len() >= Self::SIZE {
+            map.clear();
+        }
+        map.insert(user.id, (user, std::time::Instant::now()));
+    }
+
+    /// Drops a user after a change written here.
+    pub fn forget(&self, id: UserId) {
+        self.map.write().expect("user cache lock").remove(&id);
+    }
+}
+
 /// Everything the use cases need, built once at start and shared by every request.
 pub struct Service {
     pub config: Arc<Config>,
@@ -167,6 +199,8 @@ pub struct Service {
     pub events: broadcast::Sender<AuditEvent>,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
     pub revoked_sessions: broadcast::Sender<Uuid>,
+    /// Recently read users, for `/auth/me` (see [`UserCache`]).
+    pub user_cache: UserCache,
     /// This instance's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
@@ -217,6 +251,20 @@ impl Service {
             tracing::error!(error = %e, kind, "could not write audit event");
         }
         let _ = self.events.send(event);
+    }
+
+    /// A user read at most `UserCache::FRESH` ago, or from the store. Writes on this instance
+    /// invalidate at once; writes elsewhere (another instance, the CLI) show within
+    /// `FRESH`.
+    pub async fn cached_user(&self, id: UserId) -> Result<Option<User>> {
+        if let Some(u) = self.user_cache.get(id) {
+            return Ok(Some(u));
+        }
+        let user = self.store.user_by_id(id).await?;
+        if let Some(u) = &user {
+            self.user_cache.put(u.clone());
+        }
+        Ok(user)
     }
 
     pub async fn user(&self, id: UserId) -> Result<User> {
@@ -318,5 +366,6 @@ pub async fn build(
         revoked_sessions,
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
+        user_cache: UserCache::default(),
     }))
 }

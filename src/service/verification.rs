@@ -106,6 +106,7 @@ impl Service {
             .update_user(user_id, &patch)
             .await?
             .ok_or(Error::InvalidMailToken)?;
+        self.user_cache.forget(user.id);
         self.audit(
             "email.verified",
             Some(user.id),

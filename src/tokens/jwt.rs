@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 pub const ACCESS_TYP: &str = "at+jwt";
 
+/// How many verified tokens are remembered (a few MB at most).
+const VERIFIED_CACHE_SIZE: usize = 65_536;
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -41,6 +44,12 @@ pub enum TokenError {
 /// Signs and verifies access tokens with the key ring.
 pub struct TokenIssuer {
     ring: Arc<KeyRing>,
+    /// Tokens whose signature and claims were verified, by their full text. Saves the
+    /// signature check (the dominant cost of a token check) on every later use; expiry is
+    /// still checked on each hit, and revocation is checked by the caller as always. Only
+    /// genuine tokens get in, so a flood of forgeries cannot fill it; when full it is
+    /// emptied. A std `RwLock`: held for one map operation.
+    verified: std::sync::RwLock<std::collections::HashMap<Box<str>, AccessClaims>>,
     issuer: String,
     audience: String,
     validation: Validation,
@@ -60,6 +69,7 @@ impl TokenIssuer {
             issuer,
             audience,
             validation,
+            verified: Default::default(),
         }
     }
 
@@ -95,8 +105,36 @@ impl TokenIssuer {
         Ok((token, claims))
     }
 
-    /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp`.
+    /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp` — or finds the
+    /// token already verified, and checks only `exp`.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let cached = self
+            .verified
+            .read()
+            .expect("token cache lock")
+            .get(token)
+            .cloned();
+        if let Some(claims) = cached {
+            if claims.exp < chrono::Utc::now().timestamp() {
+                return Err(TokenError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token)?;
+        let mut cache = self.verified.write().expect("token cache lock");
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    /// Forgets every verified token (after the key set changed).
+    pub fn forget_verified(&self) {
+        self.verified.write().expect("token cache lock").clear();
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != self.ring.alg.algorithm() || header.typ.as_deref() != Some(ACCESS_TYP) {
             return Err(TokenError::Invalid);

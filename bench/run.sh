@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# tradeauth benchmarks, in one run on this machine (server and load generator share it).
+#   bench/run.sh            full run: writes bench/results/latest.json and BENCHMARKS.md
+#   bench/run.sh --smoke    seconds, not minutes: every scenario runs, nothing is written,
+#                           and only "ran without errors" is checked (never a timing)
+# Scenarios: /healthz (the floor), /auth/verify and /auth/me (wrk, 64 connections),
+# refresh rotations with 32 chains, login latency next to the bare Argon2id hash,
+# /auth/verify p99 while 64 clients send wrong passwords, RSS idle and with 100k sessions +
+# 100k revocations, start-to-ready, login/refresh with 1k and 1M users; then the core
+# scenarios again on PostgreSQL + Redis when they are reachable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ $SMOKE = 1 ]; then
+    DUR=1s; N_LOGIN=3; RSECS=1; FLOOD=2; SESS=1000; REV=1000; SMALL=100; BIG=2000
+else
+    DUR=${BENCH_DURATION:-10s}; N_LOGIN=40; RSECS=10; FLOOD=10; SESS=100000; REV=100000; SMALL=1000; BIG=1000000
+fi
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "== installing wrk"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); fi
+fi
+command -v wrk >/dev/null || { echo "bench: wrk is required" >&2; exit 1; }
+
+echo "== building (release)"
+cargo build --release --quiet --bin tradeauth --example bench_driver
+BIN=target/release/tradeauth
+DRV=target/release/examples/bench_driver
+work=$(mktemp -d)
+OUT="$work/results.jsonl"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+record() { echo "$1" >>"$OUT"; echo "   $1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_server() { # $1: database URL; $2...: extra VAR=value
+    local url=$1; shift
+    PORT=$(free_port)
+    env TRADEAUTH_LISTEN=127.0.0.1:$PORT TRADEAUTH_DATABASE_URL="$url" TRADEAUTH_RATE_LIMIT=off \
+        TRADEAUTH_LOCKOUT_THRESHOLD=1000 TRADEAUTH_LOG_FORMAT=json RUST_LOG=warn "$@" \
+        "$BIN" serve >"$work/server.log" 2>&1 &
+    PID=$!
+    BASE="http://127.0.0.1:$PORT"
+    for _ in $(seq 1 300); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
+
+# wrk: requests/s, p50 and p99 (ms), errors
+wrk_json() { # $1 name, $2 path, $3 header or ""
+    local name=$1 path=$2 header=${3:-}
+    local args=(-t2 -c64 -d"$DUR" --latency)
+    [ -n "$header" ] && args+=(-H "$header")
+    wrk "${args[@]}" "$BASE$path" >"$work/wrk.txt"
+    python3 - "$name" "$work/wrk.txt" <<'PY'
+import json, re, sys
+name, text = sys.argv[1], open(sys.argv[2]).read()
+def ms(v):
+    n, unit = float(re.match(r"([\d.]+)", v).group(1)), re.sub(r"[\d.]", "", v)
+    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+errors = re.search(r"Socket errors:.*", text)
+print(json.dumps({f"{name}_rps": rps, f"{name}_p50_ms": p50, f"{name}_p99_ms": p99,
+                  f"{name}_errors": int(non2xx.group(1)) if non2xx else 0}))
+PY
+}
+
+login_token() { # $1 user, $2 password
+    curl -fs "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$2\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+core_scenarios() { # $1 prefix ("" or "pg_")
+    local p=$1
+    curl -fs "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+        -d '{"email":"loadtest@bench.example","password":"bench-Password-1"}' >/dev/null
+    local token
+    token=$(login_token loadtest@bench.example bench-Password-1)
+    echo "-- ${p}wrk /healthz, /auth/verify, /auth/me"
+    record "$(wrk_json "${p}healthz" /healthz)"
+    record "$(wrk_json "${p}verify" /api/v1/auth/verify "Authorization: Bearer $token")"
+    record "$(wrk_json "${p}me" /api/v1/auth/me "Authorization: Bearer $token")"
+    echo "-- ${p}refresh chains, login latency"
+    record "$("$DRV" refresh "$BASE" loadtest@bench.example bench-Password-1 32 "$RSECS" | sed "s/\"refresh/\"${p}refresh/g")"
+    record "$("$DRV" login "$BASE" loadtest@bench.example bench-Password-1 "$N_LOGIN" | sed "s/\"login/\"${p}login/g; s/\"bare/\"${p}bare/g")"
+    echo "-- ${p}verify during a login flood"
+    record "$("$DRV" flood "$BASE" "$token" "$FLOOD" 64 | sed "s/\"verify/\"${p}verify/g; s/\"flood/\"${p}flood/g")"
+}
+
+echo "== SQLite"
+record "$("$DRV" ready "$BIN" "$work/ready.db" | sed 's/start_to_ready_ms/start_to_ready_first_ms/')"
+record "$("$DRV" ready "$BIN" "$work/ready.db")"
+start_server "sqlite://$work/a.db"
+record "{\"rss_idle_kb\": $(rss_kb)}"
+core_scenarios ""
+stop_server
+
+echo "-- RSS with $SESS sessions and $REV revocations"
+record "$("$DRV" seed-sessions "$work/a.db" "$SESS" "$REV")"
+start_server "sqlite://$work/a.db"
+record "{\"rss_loaded_kb\": $(rss_kb)}"
+stop_server
+
+for n in $SMALL $BIG; do
+    echo "-- login and refresh with $n users"
+    rm -f "$work"/u.db*
+    start_server "sqlite://$work/u.db"; stop_server
+    record "$("$DRV" seed-users "$work/u.db" "$n" | sed "s/seeded_users/users_$n/; s/\"seconds\"/\"seed_seconds_$n\"/")"
+    start_server "sqlite://$work/u.db"
+    record "$("$DRV" login "$BASE" "seed$((n - 1))@bench.example" bench-Password-1 "$N_LOGIN" | sed "s/\"login_/\"users${n}_login_/g; s/\"bare_hash_ms\"/\"users${n}_bare_hash_ms\"/")"
+    record "$("$DRV" refresh "$BASE" "seed$((n / 2))@bench.example" bench-Password-1 4 "$RSECS" | sed "s/\"refresh_/\"users${n}_refresh_/g")"
+    stop_server
+done
+
+if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    echo "== PostgreSQL + Redis"
+    schema="bench_$(date +%s)_$$"
+    psql -h 127.0.0.1 -U postgres -d test -qc "CREATE SCHEMA $schema" >/dev/null
+    start_server "postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D$schema" \
+        TRADEAUTH_REDIS_URL=redis://127.0.0.1:6379 TRADEAUTH_REDIS_PREFIX="$schema:"
+    core_scenarios "pg_"
+    stop_server
+    psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
+else
+    echo "!!! PostgreSQL or Redis unreachable: their scenarios are skipped"
+fi
+
+python3 - "$OUT" "$SMOKE" <<'PY'
+import json, math, platform, subprocess, sys, datetime, os
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+r = {}
+for row in rows:
+    r.update(row)
+smoke = sys.argv[2] == "1"
+bad = [k for k, v in r.items() if isinstance(v, float) and math.isnan(v)]
+errors = {k: v for k, v in r.items() if k.endswith(("_errors", "_failures")) and v}
+if bad or errors:
+    print("benchmark scenarios failed:", bad, errors, file=sys.stderr)
+    sys.exit(1)
+if smoke:
+    print(f"bench smoke: {len(r)} figures from every scenario, no errors")
+    sys.exit(0)
+def ratio(a, b):
+    return round(r[a] / r[b], 3) if a in r and b in r and r[b] else None
+r["ratio_verify_to_healthz"] = ratio("verify_rps", "healthz_rps")
+r["ratio_me_to_healthz"] = ratio("me_rps", "healthz_rps")
+r["pg_ratio_verify_to_healthz"] = ratio("pg_verify_rps", "pg_healthz_rps")
+r["pg_ratio_me_to_healthz"] = ratio("pg_me_rps", "pg_healthz_rps")
+r["login_p50_minus_bare_hash_ms"] = round(r["login_p50_ms"] - r["bare_hash_ms"], 3)
+if "users1000_login_p50_ms" in r and "users1000000_login_p50_ms" in r:
+    r["users_1m_vs_1k_login_p50"] = ratio("users1000000_login_p50_ms", "users1000_login_p50_ms")
+    r["users_1m_vs_1k_refresh_p50"] = ratio("users1000000_refresh_p50_ms", "users1000_refresh_p50_ms")
+r["rss_idle_mb"] = round(r["rss_idle_kb"] / 1024, 1)
+r["rss_loaded_mb"] = round(r["rss_loaded_kb"] / 1024, 1)
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+meta = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()}
+numbers = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in sorted(r.items()) if isinstance(v, (int, float))}
+json.dump(numbers, open("bench/results/latest.json", "w"), indent=2, sort_keys=True)
+open("bench/results/latest.json", "a").write("\n")
+def f(k, unit=""):
+    v = numbers.get(k)
+    return "n/a" if v is None else f"{v:,}{unit}"
+def check(ok):
+    return "met" if ok else "**missed**"
+g = numbers.get
+targets = [
+    ("/auth/verify req/s ÷ /healthz req/s", f("ratio_verify_to_healthz"), "≥ 0.70", check((g("ratio_verify_to_healthz") or 0) >= 0.70)),
+    ("/auth/me req/s ÷ /healthz req/s (SQLite)", f("ratio_me_to_healthz"), "≥ 0.50", check((g("ratio_me_to_healthz") or 0) >= 0.50)),
+    ("refresh rotations/s, SQLite", f("refresh_per_sec"), "≥ 3,000", check((g("refresh_per_sec") or 0) >= 3000)),
+    ("refresh rotations/s, PostgreSQL", f("pg_refresh_per_sec"), "≥ 1,500", check((g("pg_refresh_per_sec") or 0) >= 1500)),
+    ("login p50 − bare hash time", f("login_p50_minus_bare_hash_ms", " ms"), "≤ 2 ms", check((g("login_p50_minus_bare_hash_ms") or 99) <= 2)),
+    ("/auth/verify p99 during the login flood", f("verify_during_flood_p99_ms", " ms"), "≤ 10 ms", check((g("verify_during_flood_p99_ms") or 99) <= 10)),
+    ("RSS idle", f("rss_idle_mb", " MB"), "≤ 30 MB", check((g("rss_idle_mb") or 99) <= 30)),
+    ("RSS with 100k sessions + 100k revocations", f("rss_loaded_mb", " MB"), "≤ 100 MB", check((g("rss_loaded_mb") or 999) <= 100)),
+    ("start to ready (existing database)", f("start_to_ready_ms", " ms"), "≤ 300 ms", check((g("start_to_ready_ms") or 999) <= 300)),
+    ("1M vs 1k users, login p50", f("users_1m_vs_1k_login_p50"), "within 20 %", check(abs((g("users_1m_vs_1k_login_p50") or 9) - 1) <= 0.2)),
+    ("1M vs 1k users, refresh p50", f("users_1m_vs_1k_refresh_p50"), "within 20 %", check(abs((g("users_1m_vs_1k_refresh_p50") or 9) - 1) <= 0.2)),
+]
+lines = ["# Benchmarks", "",
+    f"Measured {meta['date']} on this project's machine: {meta['cpu']}, {meta['cores']} cores, Linux {meta['kernel']}.",
+    "Server and load generator share the cores, so the figures that matter are the ratios within one run.",
+    "Reproduce with `bench/run.sh` (release build, SQLite, rate limits off; then PostgreSQL + Redis);",
+    "every figure is in `bench/results/latest.json`.", "",
+    "## Targets", "", "| figure | measured | target | |", "|---|---|---|---|"]
+lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets]
+lines += ["", "## All figures", "", "| figure | SQLite | PostgreSQL + Redis |", "|---|---|---|"]
+for name, key in [("/healthz req/s", "healthz_rps"), ("/auth/verify req/s", "verify_rps"), ("/auth/me req/s", "me_rps"),
+                  ("/healthz p99 ms", "healthz_p99_ms"), ("/auth/verify p99 ms", "verify_p99_ms"), ("/auth/me p99 ms", "me_p99_ms"),
+                  ("refresh rotations/s (32 chains)", "refresh_per_sec"), ("refresh p50 ms", "refresh_p50_ms"),
+                  ("login p50 ms", "login_p50_ms"), ("login p99 ms", "login_p99_ms"), ("bare Argon2id hash ms", "bare_hash_ms"),
+                  ("/auth/verify p50 ms during flood", "verify_during_flood_p50_ms"), ("/auth/verify p99 ms during flood", "verify_during_flood_p99_ms"),
+                  ("wrong-password logins/s during flood", "flood_logins_per_sec")]:
+    lines.append(f"| {name} | {f(key)} | {f('pg_' + key)} |")
+lines += ["", f"Start to ready: {f('start_to_ready_first_ms', ' ms')} on an empty database (migrations and key generation), "
+          f"{f('start_to_ready_ms', ' ms')} on an existing one. RSS: {f('rss_idle_mb', ' MB')} idle, "
+          f"{f('rss_loaded_mb', ' MB')} after loading {f('seeded_revocations')} revocations beside {f('seeded_sessions')} sessions.",
+          f"With 1k users: login p50 {f('users1000_login_p50_ms', ' ms')}, refresh p50 {f('users1000_refresh_p50_ms', ' ms')}; "
+          f"with 1M users: login p50 {f('users1000000_login_p50_ms', ' ms')}, refresh p50 {f('users1000000_refresh_p50_ms', ' ms')}.", ""]
+notes = "bench/notes.md"
+if os.path.exists(notes):
+    lines += [open(notes).read()]
+open("BENCHMARKS.md", "w").write("\n".join(lines))
+print("wrote bench/results/latest.json and BENCHMARKS.md")
+PY
