@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tradeauth benchmarks, in one run on this machine (server and load generator share it).
 #   bench/run.sh            full run: writes bench/results/latest.json and BENCHMARKS.md
-#   bench/run.sh --smoke    seconds, not minutes: every scenario runs, nothing is written,
-#                           and only "ran without errors" is checked (never a timing)
+#   bench/run.sh --smoke    seconds, not minutes, on the debug build: every scenario runs,
+#                           nothing is written, and only "ran without errors" is checked
+#                           (never a timing)
 # Scenarios: /healthz (the floor), /auth/verify and /auth/me (wrk, 64 connections),
 # refresh rotations with 32 chains, login latency next to the bare Argon2id hash,
 # /auth/verify p99 while 64 clients send wrong passwords, RSS idle and with 100k sessions +
@@ -25,10 +26,19 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 command -v wrk >/dev/null || { echo "bench: wrk is required" >&2; exit 1; }
 
-echo "== building (release)"
-cargo build --release --quiet --bin tradeauth --example bench_driver
-BIN=target/release/tradeauth
-DRV=target/release/examples/bench_driver
+if [ $SMOKE = 1 ]; then
+    # The smoke run only proves every scenario still runs: the debug build (which CI has
+    # already) is enough, and saves a release build.
+    echo "== building (debug, smoke run)"
+    cargo build --quiet --bin tradeauth --example bench_driver
+    BIN=target/debug/tradeauth
+    DRV=target/debug/examples/bench_driver
+else
+    echo "== building (release)"
+    cargo build --release --quiet --bin tradeauth --example bench_driver
+    BIN=target/release/tradeauth
+    DRV=target/release/examples/bench_driver
+fi
 work=$(mktemp -d)
 OUT="$work/results.jsonl"
 PID=""

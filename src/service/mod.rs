@@ -317,8 +317,17 @@ pub async fn build(
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;
     let revocations = Arc::new(RevocationList::default());
-    let rows = store.revocations_since(0, Utc::now(), Utc::now()).await?;
-    revocations.apply(&rows);
+    // In pages, so a start with many revocations never holds them all as rows at once.
+    loop {
+        let now = Utc::now();
+        let rows = store
+            .revocations_since(revocations.last_seq(), now, now)
+            .await?;
+        revocations.apply(&rows);
+        if rows.len() < 10_000 {
+            break;
+        }
+    }
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
     let outbox = crate::mail::Outbox::start(crate::mail::from_config(&config)?);

@@ -90,9 +90,14 @@ impl Hasher {
             let ok = Self::argon(&params)
                 .verify_password(pw.expose_secret().as_bytes(), &parsed)
                 .is_ok();
+            // Only the cost parameters matter: a parsed hash also carries its output
+            // length, which the configured `Params` leave at the default.
             let needs_rehash = parsed.algorithm.as_str() != "argon2id"
                 || Params::try_from(&parsed)
-                    .map(|p| p != params)
+                    .map(|p| {
+                        (p.m_cost(), p.t_cost(), p.p_cost())
+                            != (params.m_cost(), params.t_cost(), params.p_cost())
+                    })
                     .unwrap_or(true);
             Ok(Verified {
                 ok: ok && known,

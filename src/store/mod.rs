@@ -261,7 +261,8 @@ pub trait Store: Send + Sync + 'static {
     /// Unexpired revocations with a sequence number above `seq`, or recorded after
     /// `recent` (in order). The second condition re-reads a short window: PostgreSQL hands
     /// out sequence numbers before commit, so a row with a lower number can become visible
-    /// after a higher one has been read.
+    /// after a higher one has been read. At most 10,000 rows: call again from the last
+    /// `seq` for more.
     async fn revocations_since(
         &self,
         seq: i64,

@@ -512,7 +512,7 @@ impl Store for $store {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>> {
         let rows = sqlx::query(&q("SELECT seq, kind, value, expires_at, created_at FROM revocations \
-             WHERE (seq > ?1 OR created_at > ?2) AND expires_at > ?3 ORDER BY seq"))
+             WHERE (seq > ?1 OR created_at > ?2) AND expires_at > ?3 ORDER BY seq LIMIT 10000"))
         .bind(seq)
         .bind(ms(recent))
         .bind(ms(now))
