@@ -125,10 +125,7 @@ pub(crate) async fn enable_totp(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<CodeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let code = body
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::field("code", "code is required"))?;
+    let code = Error::required(body.code, "code")?;
     let codes = state.service.enable_totp(&caller, &code, &ctx).await?;
     Ok(Json(json!({"recovery_codes": codes})))
 }
@@ -147,10 +144,7 @@ pub(crate) async fn disable_totp(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<DisableBody>,
 ) -> ApiResult<StatusCode> {
-    let code = body
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::field("code", "code is required"))?;
+    let code = Error::required(body.code, "code")?;
     let password = SecretString::from(body.password.unwrap_or_default());
     state
         .service

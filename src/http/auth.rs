@@ -143,10 +143,7 @@ pub(crate) async fn refresh_tokens(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenBody>> {
-    let token = body
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let token = Error::required(body.refresh_token, "refresh_token")?;
     let issued = state.service.refresh(&token, &ctx).await?;
     Ok(Json(TokenBody::from(&issued)))
 }

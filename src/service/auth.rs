@@ -47,6 +47,15 @@ pub struct Issued {
     pub user: User,
 }
 
+/// A failed login attempt, already counted against `key`.
+struct Failure<'a> {
+    key: &'a str,
+    /// The failure count including this attempt.
+    count: u32,
+    user: Option<UserId>,
+    now: DateTime<Utc>,
+}
+
 /// A session as its owner sees it.
 #[derive(Debug, Clone)]
 pub struct SessionView {
@@ -247,7 +256,6 @@ impl Service {
         now: DateTime<Utc>,
         ctx: &RequestContext,
     ) -> Result<Issued> {
-        let policy = self.lockout_policy();
         let stored = match &user {
             Some(u) => self.store.password_hash(u.id).await?,
             None => None,
@@ -258,27 +266,14 @@ impl Service {
             .await?;
         let uid = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verified.ok) else {
-            self.audit(
-                "login.failed",
-                uid,
-                None,
-                Some(ctx),
-                json!({"reason": "invalid_credentials"}),
-            )
-            .await;
-            if failures >= policy.threshold {
-                let until = now + policy.duration;
-                self.store.lock(&key, until).await?;
-                self.metrics.lockouts.inc();
-                self.audit(
-                    "account.locked",
-                    uid,
-                    None,
-                    Some(ctx),
-                    json!({"locked_until": until}),
-                )
-                .await;
-            }
+            let failure = Failure {
+                key: &key,
+                count: failures,
+                user: uid,
+                now,
+            };
+            self.login_failed(failure, "invalid_credentials", ctx)
+                .await?;
             return Err(Error::InvalidCredentials);
         };
         if !user.is_active {
@@ -318,27 +313,13 @@ impl Service {
                 return Err(Error::MfaRequired);
             }
             if !self.second_factor_ok(&user, totp, recovery).await? {
-                self.audit(
-                    "login.failed",
-                    Some(user.id),
-                    None,
-                    Some(ctx),
-                    json!({"reason": "invalid_mfa_code"}),
-                )
-                .await;
-                if failures >= policy.threshold {
-                    let until = now + policy.duration;
-                    self.store.lock(&key, until).await?;
-                    self.metrics.lockouts.inc();
-                    self.audit(
-                        "account.locked",
-                        Some(user.id),
-                        None,
-                        Some(ctx),
-                        json!({"locked_until": until}),
-                    )
-                    .await;
-                }
+                let failure = Failure {
+                    key: &key,
+                    count: failures,
+                    user: Some(user.id),
+                    now,
+                };
+                self.login_failed(failure, "invalid_mfa_code", ctx).await?;
                 return Err(Error::InvalidMfaCode { at_login: true });
             }
         }
@@ -360,6 +341,34 @@ impl Service {
         )
         .await;
         Ok(issued)
+    }
+
+    /// Records a failed attempt (already counted): the audit event, and the lock when this
+    /// failure reached the threshold.
+    async fn login_failed(&self, f: Failure<'_>, reason: &str, ctx: &RequestContext) -> Result<()> {
+        self.audit(
+            "login.failed",
+            f.user,
+            None,
+            Some(ctx),
+            json!({"reason": reason}),
+        )
+        .await;
+        let policy = self.lockout_policy();
+        if f.count >= policy.threshold {
+            let until = f.now + policy.duration;
+            self.store.lock(f.key, until).await?;
+            self.metrics.lockouts.inc();
+            self.audit(
+                "account.locked",
+                f.user,
+                None,
+                Some(ctx),
+                json!({"locked_until": until}),
+            )
+            .await;
+        }
+        Ok(())
     }
 
     fn refresh_lifetime(&self, remember_me: bool) -> Duration {

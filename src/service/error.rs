@@ -181,6 +181,13 @@ impl Error {
         }
     }
 
+    /// The value of a required field, or a 400 naming it.
+    pub fn required(value: Option<String>, field: &str) -> Result<String> {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::field(field, format!("{field} is required")))
+    }
+
     /// A 400 for one field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();

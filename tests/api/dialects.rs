@@ -37,7 +37,8 @@ async fn post_json(app: &TestApp, path: &str, headers: &[(&str, String)], body: 
     into_resp(req.body(body.to_string()).send().await.unwrap()).await
 }
 
-async fn set_tier(app: &TestApp, email: &str, tier: i64) {
+/// Applies an admin change to the user with this email, through the service.
+async fn admin_patch(app: &TestApp, email: &str, patch: tradeauth::service::admin::AdminPatch) {
     let u = app
         .service
         .store
@@ -45,50 +46,47 @@ async fn set_tier(app: &TestApp, email: &str, tier: i64) {
         .await
         .unwrap()
         .unwrap();
-    let patch = tradeauth::service::admin::AdminPatch {
-        permission_tier: Some(tradeauth::domain::Tier::new(tier).unwrap()),
-        ..Default::default()
-    };
     app.service
         .admin_patch_user(None, u.id, patch, None)
         .await
         .unwrap();
+}
+
+async fn set_tier(app: &TestApp, email: &str, tier: i64) {
+    let tier = Some(tradeauth::domain::Tier::new(tier).unwrap());
+    admin_patch(
+        app,
+        email,
+        tradeauth::service::admin::AdminPatch {
+            permission_tier: tier,
+            ..Default::default()
+        },
+    )
+    .await;
 }
 
 async fn disable(app: &TestApp, email: &str) {
-    let u = app
-        .service
-        .store
-        .user_by_login(email)
-        .await
-        .unwrap()
-        .unwrap();
-    let patch = tradeauth::service::admin::AdminPatch {
-        is_active: Some(false),
-        ..Default::default()
-    };
-    app.service
-        .admin_patch_user(None, u.id, patch, None)
-        .await
-        .unwrap();
+    admin_patch(
+        app,
+        email,
+        tradeauth::service::admin::AdminPatch {
+            is_active: Some(false),
+            ..Default::default()
+        },
+    )
+    .await;
 }
 
 async fn verify_email(app: &TestApp, email: &str) {
-    let u = app
-        .service
-        .store
-        .user_by_login(email)
-        .await
-        .unwrap()
-        .unwrap();
-    let patch = tradeauth::service::admin::AdminPatch {
-        is_verified: Some(true),
-        ..Default::default()
-    };
-    app.service
-        .admin_patch_user(None, u.id, patch, None)
-        .await
-        .unwrap();
+    admin_patch(
+        app,
+        email,
+        tradeauth::service::admin::AdminPatch {
+            is_verified: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

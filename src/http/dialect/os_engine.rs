@@ -101,10 +101,7 @@ pub async fn refresh_tokens(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<RefreshRequest>,
 ) -> ApiResult<Json<Value>> {
-    let token = body
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::field("refreshToken", "refreshToken is required"))?;
+    let token = Error::required(body.refresh_token, "refreshToken")?;
     let i = state.service.refresh(&token, &ctx).await?;
     Ok(Json(
         json!({"accessToken": i.access_token, "refreshToken": i.refresh_token}),

@@ -70,10 +70,7 @@ pub async fn refresh_tokens(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<RefreshRequest>,
 ) -> ApiResult<Json<Value>> {
-    let token = body
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let token = Error::required(body.refresh_token, "refresh_token")?;
     let i = state.service.refresh(&token, &ctx).await?;
     Ok(Json(
         json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),

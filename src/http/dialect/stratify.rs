@@ -101,10 +101,7 @@ pub async fn refresh_tokens(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<RefreshRequest>,
 ) -> ApiResult<Json<Value>> {
-    let token = body
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::field("refresh_token", "refresh_token is required"))?;
+    let token = Error::required(body.refresh_token, "refresh_token")?;
     let i = state.service.refresh(&token, &ctx).await?;
     let mut data = json!({"access_token": i.access_token, "expires_in": i.expires_in});
     // With rotation turned on explicitly, the client needs the new refresh token.
