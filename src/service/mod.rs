@@ -89,6 +89,13 @@ impl Caller {
     }
 }
 
+/// A security event published for the other instances' WebSockets.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RemoteEvent {
+    origin: Uuid,
+    event: AuditEvent,
+}
+
 /// A page of results and the cursor of the next one.
 #[derive(Debug, Clone)]
 pub struct Paged<T> {
@@ -197,6 +204,8 @@ pub struct Service {
     pub limiter: crate::store::ratelimit::DynRateLimiter,
     /// Security events as they are written, for live subscribers (the WebSocket).
     pub events: broadcast::Sender<AuditEvent>,
+    /// This process, to tell its own published events from other instances'.
+    pub instance: Uuid,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
     pub revoked_sessions: broadcast::Sender<Uuid>,
     /// Recently read users, for `/auth/me` (see [`UserCache`]).
@@ -249,6 +258,15 @@ impl Service {
         };
         if let Err(e) = self.store.insert_event(&event).await {
             tracing::error!(error = %e, kind, "could not write audit event");
+        }
+        if let Some(bus) = &self.bus {
+            let remote = RemoteEvent {
+                origin: self.instance,
+                event: event.clone(),
+            };
+            if let Ok(json) = serde_json::to_string(&remote) {
+                bus.publish_event(json);
+            }
         }
         let _ = self.events.send(event);
     }
@@ -331,6 +349,7 @@ pub async fn build(
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
     let outbox = crate::mail::Outbox::start(crate::mail::from_config(&config)?);
+    let instance = Uuid::new_v4();
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());
     let mut bus = None;
@@ -346,16 +365,31 @@ pub async fn build(
         let list = revocations.clone();
         let notify = revoked_sessions.clone();
         let lag = metrics.revocation_lag.clone();
+        let events_tx = events.clone();
+        let (rev_channel, ev_channel) = (b.channel().to_string(), b.events_channel().to_string());
         crate::store::redis::subscribe(
             client,
-            b.channel().to_string(),
-            Arc::new(move |what, until, at| {
-                if !list.contains(&what) {
-                    lag.observe((Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
-                }
-                list.insert(what, until);
-                if let crate::store::Revoked::Sid(sid) = what {
-                    let _ = notify.send(sid);
+            vec![rev_channel.clone(), ev_channel.clone()],
+            Arc::new(move |channel, payload| {
+                if channel == rev_channel {
+                    let Some((what, until, at)) = crate::store::redis::parse_message(payload)
+                    else {
+                        return;
+                    };
+                    if !list.contains(&what) {
+                        lag.observe((Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
+                    }
+                    list.insert(what, until);
+                    if let crate::store::Revoked::Sid(sid) = what {
+                        let _ = notify.send(sid);
+                    }
+                } else if channel == ev_channel {
+                    // Events written on another instance, for the WebSockets held here.
+                    if let Ok(m) = serde_json::from_str::<RemoteEvent>(payload) {
+                        if m.origin != instance {
+                            let _ = events_tx.send(m.event);
+                        }
+                    }
                 }
             }),
         );
@@ -373,6 +407,7 @@ pub async fn build(
         outbox,
         events,
         revoked_sessions,
+        instance,
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         user_cache: UserCache::default(),

@@ -109,7 +109,7 @@ pub struct RevocationRow {
 }
 
 /// A security event (API.md, `/auth/events`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub id: Uuid,
     pub kind: String,

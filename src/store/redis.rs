@@ -201,7 +201,8 @@ impl RateLimiter for RedisRateLimiter {
 /// Redis is away is caught up from the database within 250 ms.
 #[derive(Clone)]
 pub struct RevocationBus {
-    tx: tokio::sync::mpsc::Sender<String>,
+    tx: tokio::sync::mpsc::Sender<(&'static str, String)>,
+    events_channel: String,
     conn: Arc<SharedConn>,
     channel: String,
 }
@@ -209,18 +210,30 @@ pub struct RevocationBus {
 impl RevocationBus {
     pub fn new(conn: Arc<SharedConn>, prefix: &str) -> Self {
         let channel = format!("{prefix}revocations");
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
-        let (ch, publisher) = (channel.clone(), conn.clone());
+        let events_channel = format!("{prefix}events");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(&'static str, String)>(4096);
+        let (revocations, events, publisher) =
+            (channel.clone(), events_channel.clone(), conn.clone());
         tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
+            while let Some((which, msg)) = rx.recv().await {
+                let ch = if which == "events" {
+                    &events
+                } else {
+                    &revocations
+                };
                 let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(&ch).arg(&msg);
+                cmd.arg(ch).arg(&msg);
                 if let Err(e) = publisher.run::<i64>(cmd).await {
-                    tracing::warn!(error = %e, "could not publish a revocation; other instances catch up from the database");
+                    tracing::warn!(error = %e, "could not publish to Redis; revocations are caught up from the database");
                 }
             }
         });
-        Self { tx, conn, channel }
+        Self {
+            tx,
+            events_channel,
+            conn,
+            channel,
+        }
     }
 
     pub fn channel(&self) -> &str {
@@ -229,18 +242,36 @@ impl RevocationBus {
 
     /// Queues a revocation for the other instances; never waits.
     pub fn publish(&self, what: Revoked, until: DateTime<Utc>) {
-        let (kind, id) = match what {
-            Revoked::Jti(id) => ("jti", id),
-            Revoked::Sid(id) => ("sid", id),
-        };
         let _ = self
             .tx
-            .try_send(format!("{kind}:{id}:{}", until.timestamp_millis()));
+            .try_send(("revocations", format_message(what, until, Utc::now())));
+    }
+
+    /// Queues a security event for the WebSockets held by other instances.
+    pub fn publish_event(&self, json: String) {
+        let _ = self.tx.try_send(("events", json));
+    }
+
+    pub fn events_channel(&self) -> &str {
+        &self.events_channel
     }
 
     pub async fn ping(&self) -> bool {
         self.conn.run::<String>(redis::cmd("PING")).await.is_ok()
     }
+}
+
+/// A revocation as published: `kind:id:until_ms:recorded_ms`.
+pub fn format_message(what: Revoked, until: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let (kind, id) = match what {
+        Revoked::Jti(id) => ("jti", id),
+        Revoked::Sid(id) => ("sid", id),
+    };
+    format!(
+        "{kind}:{id}:{}:{}",
+        until.timestamp_millis(),
+        at.timestamp_millis()
+    )
 }
 
 /// Parses a published revocation: what, valid until, recorded at.
@@ -258,12 +289,11 @@ pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>, DateTime<Utc>
     Some((what, until, at))
 }
 
-/// Receives a revocation from another instance: what, valid until, recorded at.
-pub type ApplyRevocation = Arc<dyn Fn(Revoked, DateTime<Utc>, DateTime<Utc>) + Send + Sync>;
+/// Receives a message from another instance: the channel and the payload.
+pub type OnMessage = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Subscribes to the revocation channel for as long as the process lives, reconnecting
-/// with backoff; `apply` receives each revocation.
-pub fn subscribe(client: redis::Client, channel: String, apply: ApplyRevocation) {
+/// Subscribes to `channels` for as long as the process lives, reconnecting with backoff.
+pub fn subscribe(client: redis::Client, channels: Vec<String>, on_message: OnMessage) {
     tokio::spawn(async move {
         use futures::StreamExt;
         let mut delay = Duration::from_millis(200);
@@ -277,22 +307,18 @@ pub fn subscribe(client: redis::Client, channel: String, apply: ApplyRevocation)
                     )))
                 }) {
                 Ok(mut pubsub) => {
-                    if pubsub.subscribe(&channel).await.is_ok() {
+                    if pubsub.subscribe(&channels).await.is_ok() {
                         delay = Duration::from_millis(200);
                         let mut stream = pubsub.on_message();
                         while let Some(msg) = stream.next().await {
                             if let Ok(text) = msg.get_payload::<String>() {
-                                if let Some((what, until, at)) = parse_message(&text) {
-                                    apply(what, until, at);
-                                }
+                                on_message(msg.get_channel_name(), &text);
                             }
                         }
                     }
                     tracing::warn!("Redis subscription lost; reconnecting");
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "Redis unreachable for the revocation subscription")
-                }
+                Err(e) => tracing::debug!(error = %e, "Redis unreachable for the subscription"),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -303,6 +329,18 @@ pub fn subscribe(client: redis::Client, channel: String, apply: ApplyRevocation)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_published_is_what_is_parsed() {
+        let until = DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
+        let at = DateTime::from_timestamp_millis(1_700_000_000_456).unwrap();
+        for what in [Revoked::Jti(Uuid::new_v4()), Revoked::Sid(Uuid::new_v4())] {
+            assert_eq!(
+                parse_message(&format_message(what, until, at)),
+                Some((what, until, at))
+            );
+        }
+    }
 
     #[test]
     fn messages_round_trip() {

@@ -333,3 +333,113 @@ async fn postgres_lost_then_regained() {
     app.get("/readyz").await.assert(200, None);
     app.new_user().await;
 }
+
+async fn two_on_one_prefix(db: &str, prefix: &str) -> (TestApp, TestApp) {
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let (db, prefix) = (db.to_string(), prefix.to_string());
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        apps.push(
+            spawn_on(dir, db, move |s| {
+                s.set("redis_url", "redis://127.0.0.1:6379")
+                    .set("redis_prefix", prefix)
+            })
+            .await,
+        );
+    }
+    let b = apps.pop().unwrap();
+    (apps.pop().unwrap(), b)
+}
+
+#[tokio::test]
+async fn revocations_are_published_on_redis() {
+    if !services_available("the Redis publication test").await {
+        return;
+    }
+    let prefix = redis_prefix();
+    let (a, _b) = two_on_one_prefix(&pg_schema_url().await, &prefix).await;
+    let (_, login) = a.new_user().await;
+    // Listen on the channel the instances use.
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(format!("{prefix}revocations"))
+        .await
+        .unwrap();
+    a.post_auth("/api/v1/auth/logout", &access(&login), None)
+        .await
+        .assert(204, None);
+    let mut seen = Vec::new();
+    let mut stream = pubsub.on_message();
+    while seen.len() < 2 {
+        let msg = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("the logout's revocations are published")
+        .unwrap();
+        let text: String = msg.get_payload().unwrap();
+        let (what, _, _) = tradeauth::store::redis::parse_message(&text)
+            .expect("a message the instances can read");
+        seen.push(what);
+    }
+    assert!(seen
+        .iter()
+        .any(|w| matches!(w, tradeauth::store::Revoked::Jti(_))));
+    assert!(seen
+        .iter()
+        .any(|w| matches!(w, tradeauth::store::Revoked::Sid(_))));
+}
+
+#[tokio::test]
+async fn events_reach_websockets_on_other_instances() {
+    use futures::StreamExt;
+    if !services_available("the cross-instance event test").await {
+        return;
+    }
+    let (a, b) = two_on_one_prefix(&pg_schema_url().await, &redis_prefix()).await;
+    let (email, login) = a.new_user().await;
+    let url = format!(
+        "{}/api/v1/ws?token={}",
+        b.base.replace("http://", "ws://"),
+        access(&login)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    // Events of the registration, published just before the socket opened, may still be
+    // on their way: let them arrive first.
+    while tokio::time::timeout(Duration::from_millis(500), ws.next())
+        .await
+        .is_ok()
+    {}
+    // A login on A is pushed to the socket held by B, once.
+    a.login(&email, PASSWORD).await.assert(200, None);
+    let ev = next_json(&mut ws).await;
+    assert_eq!(ev["type"], "event");
+    assert_eq!(ev["event"]["type"], "login.succeeded");
+    // An event written on B itself is not delivered twice.
+    b.login(&email, "Wrong-pass-123").await.assert(401, None);
+    assert_eq!(next_json(&mut ws).await["event"]["type"], "login.failed");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), ws.next())
+            .await
+            .is_err(),
+        "no duplicate delivery"
+    );
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures::StreamExt;
+    match tokio::time::timeout(Duration::from_secs(3), ws.next())
+        .await
+        .expect("a message within 3 s")
+    {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+            serde_json::from_str(&t).unwrap()
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
