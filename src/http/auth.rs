@@ -34,7 +34,7 @@ pub fn router(dialect: Dialect) -> Router<AppState> {
             post(register_user),
             post(quantum::login_user),
             post(quantum::refresh_tokens),
-            post(quantum::logout_user),
+            post(logout_user),
             get(quantum::get_me),
         ),
         Dialect::OsEngine => (
@@ -114,20 +114,27 @@ pub struct LoginRequest {
     pub recovery_code: Option<String>,
 }
 
+impl LoginRequest {
+    /// The login use case's input; `username` may hold a username or an email. The
+    /// quantum and stratify dialects take this same body.
+    pub fn into_input(self) -> LoginInput {
+        LoginInput {
+            identifier: self.username.or(self.email).unwrap_or_default(),
+            password: secret(self.password),
+            remember_me: self.remember_me.unwrap_or(false),
+            totp_code: self.totp_code,
+            recovery_code: self.recovery_code,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 423, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
 pub(crate) async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<Json<TokenBody>> {
-    let input = LoginInput {
-        identifier: body.username.or(body.email).unwrap_or_default(),
-        password: secret(body.password),
-        remember_me: body.remember_me.unwrap_or(false),
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-    };
-    let issued = state.service.login(input, &ctx).await?;
+    let issued = state.service.login(body.into_input(), &ctx).await?;
     Ok(Json(TokenBody::from(&issued)))
 }
 

@@ -1,21 +1,20 @@
 //! `quantum` — seed `000_7ab2bce4182ce456.txt` (Quantum Trader).
 //!
 //! Login `{username (or email), password}` → `{access_token, refresh_token, token_type}`;
-//! refresh rotates and returns the same three; logout takes `{refresh_token}` → 204; `/me`
+//! refresh rotates and returns the same three; logout takes `{refresh_token}` → 204 (the
+//! native handler, whose body is the same); `/me`
 //! names roles `user`/`premium`/`admin`; errors are FastAPI's `{"detail": "..."}`, with
 //! validation errors as 422.
 
+use super::super::auth::{LoginRequest, RefreshRequest};
 use super::super::error::ApiResult;
-use super::super::extract::{AppJson, AuthUser, Ctx, MaybeJson};
+use super::super::extract::{AppJson, AuthUser, Ctx};
 use super::super::views::rfc3339;
 use super::super::AppState;
-use crate::service::auth::LoginInput;
 use crate::service::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use secrecy::SecretString;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
@@ -31,38 +30,15 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     (status, json!({ "detail": detail }))
 }
 
-/// No `Debug`: it holds a password.
-#[derive(Deserialize)]
-pub struct LoginRequest {
-    username: Option<String>,
-    email: Option<String>,
-    password: Option<String>,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-}
-
 pub async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<Json<Value>> {
-    let input = LoginInput {
-        identifier: body.username.or(body.email).unwrap_or_default(),
-        password: SecretString::from(body.password.unwrap_or_default()),
-        remember_me: false,
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-    };
-    let i = state.service.login(input, &ctx).await?;
+    let i = state.service.login(body.into_input(), &ctx).await?;
     Ok(Json(
         json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
     ))
-}
-
-/// No `Debug`: it holds a token.
-#[derive(Deserialize)]
-pub struct RefreshRequest {
-    refresh_token: Option<String>,
 }
 
 pub async fn refresh_tokens(
@@ -75,20 +51,6 @@ pub async fn refresh_tokens(
     Ok(Json(
         json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
     ))
-}
-
-pub async fn logout_user(
-    State(state): State<AppState>,
-    AuthUser(caller): AuthUser,
-    Ctx(ctx): Ctx,
-    MaybeJson(body): MaybeJson<RefreshRequest>,
-) -> ApiResult<StatusCode> {
-    let token = body.and_then(|b| b.refresh_token);
-    state
-        .service
-        .logout(&caller, token.as_deref(), &ctx)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(serde::Serialize)]

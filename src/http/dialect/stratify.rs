@@ -7,17 +7,15 @@
 //! codes the seed does not list are the native code in upper case.
 
 use super::super::auth::NewUser;
+use super::super::auth::{LoginRequest, RefreshRequest};
 use super::super::error::ApiResult;
 use super::super::extract::{AppJson, Ctx};
 use super::super::AppState;
-use crate::service::auth::LoginInput;
 use crate::service::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use secrecy::SecretString;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
@@ -59,41 +57,18 @@ pub async fn register_user(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// No `Debug`: it holds a password.
-#[derive(Deserialize)]
-pub struct LoginRequest {
-    email: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-}
-
 pub async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<Json<Value>> {
-    let input = LoginInput {
-        identifier: body.email.or(body.username).unwrap_or_default(),
-        password: SecretString::from(body.password.unwrap_or_default()),
-        remember_me: false,
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-    };
-    let i = state.service.login(input, &ctx).await?;
+    let i = state.service.login(body.into_input(), &ctx).await?;
     Ok(ok(json!({
         "access_token": i.access_token,
         "refresh_token": i.refresh_token,
         "token_type": "bearer",
         "expires_in": i.expires_in,
     })))
-}
-
-/// No `Debug`: it holds a token.
-#[derive(Deserialize)]
-pub struct RefreshRequest {
-    refresh_token: Option<String>,
 }
 
 pub async fn refresh_tokens(
