@@ -112,12 +112,16 @@ record "$("$DRV" ready "$BIN" "$work/ready.db")"
 start_server "sqlite://$work/a.db"
 record "{\"rss_idle_kb\": $(rss_kb)}"
 core_scenarios ""
+record "{\"rss_after_scenarios_kb\": $(rss_kb)}"
 stop_server
 
 echo "-- RSS with $SESS sessions and $REV revocations"
 record "$("$DRV" seed-sessions "$work/a.db" "$SESS" "$REV")"
 start_server "sqlite://$work/a.db"
 record "{\"rss_loaded_kb\": $(rss_kb)}"
+# One login, so the figure includes the password hasher's work area (kept after use).
+login_token loadtest@bench.example bench-Password-1 >/dev/null
+record "{\"rss_loaded_login_kb\": $(rss_kb)}"
 stop_server
 
 for n in $SMALL $BIG; do
@@ -171,6 +175,8 @@ if "users1000_login_p50_ms" in r and "users1000000_login_p50_ms" in r:
     r["users_1m_vs_1k_refresh_p50"] = ratio("users1000000_refresh_p50_ms", "users1000_refresh_p50_ms")
 r["rss_idle_mb"] = round(r["rss_idle_kb"] / 1024, 1)
 r["rss_loaded_mb"] = round(r["rss_loaded_kb"] / 1024, 1)
+r["rss_loaded_login_mb"] = round(r["rss_loaded_login_kb"] / 1024, 1)
+r["rss_after_scenarios_mb"] = round(r["rss_after_scenarios_kb"] / 1024, 1)
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 meta = {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()}
 numbers = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in sorted(r.items()) if isinstance(v, (int, float))}
@@ -190,7 +196,7 @@ targets = [
     ("login p50 − bare hash time", f("login_p50_minus_bare_hash_ms", " ms"), "≤ 2 ms", check((g("login_p50_minus_bare_hash_ms") or 99) <= 2)),
     ("/auth/verify p99 during the login flood", f("verify_during_flood_p99_ms", " ms"), "≤ 10 ms", check((g("verify_during_flood_p99_ms") or 99) <= 10)),
     ("RSS idle", f("rss_idle_mb", " MB"), "≤ 30 MB", check((g("rss_idle_mb") or 99) <= 30)),
-    ("RSS with 100k sessions + 100k revocations", f("rss_loaded_mb", " MB"), "≤ 100 MB", check((g("rss_loaded_mb") or 999) <= 100)),
+    ("RSS with 100k sessions + 100k revocations, after a login", f("rss_loaded_login_mb", " MB"), "≤ 100 MB", check((g("rss_loaded_login_mb") or 999) <= 100)),
     ("start to ready (existing database)", f("start_to_ready_ms", " ms"), "≤ 300 ms", check((g("start_to_ready_ms") or 999) <= 300)),
     ("1M vs 1k users, login p50", f("users_1m_vs_1k_login_p50"), "within 20 %", check(abs((g("users_1m_vs_1k_login_p50") or 9) - 1) <= 0.2)),
     ("1M vs 1k users, refresh p50", f("users_1m_vs_1k_refresh_p50"), "within 20 %", check(abs((g("users_1m_vs_1k_refresh_p50") or 9) - 1) <= 0.2)),
@@ -212,7 +218,9 @@ for name, key in [("/healthz req/s", "healthz_rps"), ("/auth/verify req/s", "ver
     lines.append(f"| {name} | {f(key)} | {f('pg_' + key)} |")
 lines += ["", f"Start to ready: {f('start_to_ready_first_ms', ' ms')} on an empty database (migrations and key generation), "
           f"{f('start_to_ready_ms', ' ms')} on an existing one. RSS: {f('rss_idle_mb', ' MB')} idle, "
-          f"{f('rss_loaded_mb', ' MB')} after loading {f('seeded_revocations')} revocations beside {f('seeded_sessions')} sessions.",
+          f"{f('rss_loaded_mb', ' MB')} after loading {f('seeded_revocations')} revocations beside {f('seeded_sessions')} sessions "
+          f"and {f('rss_loaded_login_mb', ' MB')} once a login has made the password hasher's work area; "
+          f"{f('rss_after_scenarios_mb', ' MB')} at the end of the SQLite load scenarios.",
           f"With 1k users: login p50 {f('users1000_login_p50_ms', ' ms')}, refresh p50 {f('users1000_refresh_p50_ms', ' ms')}; "
           f"with 1M users: login p50 {f('users1000000_login_p50_ms', ' ms')}, refresh p50 {f('users1000000_refresh_p50_ms', ' ms')}.", ""]
 notes = "bench/notes.md"

@@ -3,7 +3,8 @@
 //!   instances) to this instance's list, every 250 ms, so a revocation anywhere takes
 //!   effect here within a second;
 //! - key reload every 5 s (a rotation elsewhere);
-//! - pruning of expired revocations, sessions and old audit events every minute.
+//! - pruning of expired revocations, sessions and old audit events every minute, and
+//!   release of the password hasher's work areas after a minute without logins.
 
 use super::Service;
 use chrono::Utc;
@@ -33,6 +34,7 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
                 }
                 service.revocations.prune(now);
                 service.limiter.prune();
+                service.hasher.release_idle();
             }
         }
     })

@@ -4,17 +4,30 @@
 //! logins queues here instead of taking every core from token checks. Unknown users are
 //! verified against a dummy hash made with the same parameters, so the time of a login
 //! does not tell whether the account exists.
+//!
+//! Each hash needs `m` KiB of work memory (19 MiB at the OWASP parameters). Allocating it
+//! per hash costs a page fault per 4 KiB page, since the allocator hands memory that large
+//! back to the kernel on free, about 5,000 faults and several milliseconds per login. So the
+//! work areas are kept and reused: at most one per permit, made on first use. Argon2
+//! overwrites every block before reading it, so a reused area gives the same result as a
+//! fresh one. Areas are released once a minute passes without a hash
+//! ([`Hasher::release_idle`]), so an instance nobody logs in to stays small.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Work areas of `params.block_count()` blocks, free for the next hash.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// A hash ran since the last [`Hasher::release_idle`].
+    used: Arc<AtomicBool>,
     dummy: Arc<str>,
     /// Hashes waiting for a permit (a metric).
     queue: prometheus::IntGauge,
@@ -38,22 +51,35 @@ impl Hasher {
     ) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let dummy = hash_blocking(&params, "tradeauth dummy password")?;
+        let dummy = hash_with(&params, "tradeauth dummy password", &mut Vec::new())?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            memory: Arc::new(Mutex::new(Vec::new())),
+            used: Arc::new(AtomicBool::new(false)),
             dummy: dummy.into(),
             queue,
         })
     }
 
-    fn argon(params: &Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-    }
-
     /// How many hashes are waiting for a permit (a metric).
     pub fn available_permits(&self) -> usize {
         self.permits.available_permits()
+    }
+
+    /// Frees the kept work areas when no hash ran since the previous call (the
+    /// background loop calls this every minute).
+    pub fn release_idle(&self) {
+        if !self.used.swap(false, Ordering::Relaxed) {
+            if let Ok(mut free) = self.memory.lock() {
+                free.clear();
+            }
+        }
+    }
+
+    /// Work areas kept for reuse.
+    pub fn kept_work_areas(&self) -> usize {
+        self.memory.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     async fn permit(&self) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
@@ -63,11 +89,38 @@ impl Hasher {
         Ok(permit?)
     }
 
-    pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
+    /// Runs `f` on the blocking pool with a work area, which is kept for the next hash
+    /// when it has the configured size.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
         let _permit = self.permit().await?;
+        self.used.store(true, Ordering::Relaxed);
+        let memory = self.memory.clone();
+        let blocks = self.params.block_count();
+        tokio::task::spawn_blocking(move || {
+            let mut work = memory
+                .lock()
+                .map_err(|_| anyhow::anyhow!("hash memory lock poisoned"))?
+                .pop()
+                .unwrap_or_default();
+            let result = f(&mut work);
+            if work.len() == blocks {
+                if let Ok(mut free) = memory.lock() {
+                    free.push(work);
+                }
+            }
+            result
+        })
+        .await?
+    }
+
+    pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
         let params = self.params.clone();
         let pw = password.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&params, pw.expose_secret())).await?
+        self.run(move |work| hash_with(&params, pw.expose_secret(), work))
+            .await
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no
@@ -77,22 +130,19 @@ impl Hasher {
         password: &SecretString,
         stored: Option<&str>,
     ) -> anyhow::Result<Verified> {
-        let _permit = self.permit().await?;
         let params = self.params.clone();
         let known = stored.is_some();
         let hash = stored
             .map(str::to_string)
             .unwrap_or_else(|| self.dummy.to_string());
         let pw = password.clone();
-        tokio::task::spawn_blocking(move || {
+        self.run(move |work| {
             let parsed =
                 PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-            let ok = Self::argon(&params)
-                .verify_password(pw.expose_secret().as_bytes(), &parsed)
-                .is_ok();
+            let ok = verify_with(&parsed, pw.expose_secret(), work)?;
             // Only the cost parameters matter: a parsed hash also carries its output
             // length, which the configured `Params` leave at the default.
-            let needs_rehash = parsed.algorithm.as_str() != "argon2id"
+            let needs_rehash = parsed.algorithm != Algorithm::Argon2id.ident()
                 || Params::try_from(&parsed)
                     .map(|p| {
                         (p.m_cost(), p.t_cost(), p.p_cost())
@@ -104,14 +154,167 @@ impl Hasher {
                 needs_rehash,
             })
         })
-        .await?
+        .await
     }
 }
 
-fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> {
+/// Argon2 of `password` into `len` output bytes, in `work` (grown to the size `params`
+/// need; its old contents do not matter).
+fn compute(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    len: usize,
+    work: &mut Vec<Block>,
+) -> anyhow::Result<Output> {
+    let blocks = params.block_count();
+    if work.len() != blocks {
+        work.resize(blocks, Block::default());
+    }
+    Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut work[..])
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+}
+
+/// A new Argon2id hash of `password` in PHC string form.
+fn hash_with(params: &Params, password: &str, work: &mut Vec<Block>) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Hasher::argon(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(&argon, params, password.as_bytes(), raw_salt, len, work)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| anyhow::anyhow!("argon2: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the stored hash, computed with the stored hash's own
+/// algorithm, version and parameters. The comparison is constant-time (`Output`'s `==`).
+fn verify_with(
+    stored: &PasswordHash<'_>,
+    password: &str,
+    work: &mut Vec<Block>,
+) -> anyhow::Result<bool> {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Ok(false);
+    };
+    let algorithm =
+        Algorithm::try_from(stored.algorithm).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?
+        .unwrap_or_default();
+    let params = Params::try_from(stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let computed = compute(
+        &argon,
+        &params,
+        password.as_bytes(),
+        raw_salt,
+        expected.len(),
+        work,
+    )?;
+    Ok(&computed == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+    fn small() -> Params {
+        Params::new(256, 2, 1, None).unwrap()
+    }
+
+    #[test]
+    fn our_hashes_are_standard_phc_strings_any_argon2_verifier_accepts() {
+        let mut work = Vec::new();
+        let h = hash_with(&small(), "correct horse", &mut work).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=256,t=2,p=1$"), "{h}");
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"correct horsf", &parsed)
+            .is_err());
+    }
+
+    #[test]
+    fn a_reused_dirty_work_area_verifies_hashes_made_elsewhere() {
+        // Hashes from the stock hasher, with other parameters and the older version.
+        let salt = SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap();
+        let theirs = [
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, small()),
+            Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(512, 3, 2, Some(16)).unwrap(),
+            ),
+            Argon2::new(Algorithm::Argon2i, Version::V0x10, small()),
+        ]
+        .map(|a| a.hash_password(b"pw one", &salt).unwrap().to_string());
+        // One work area for everything, full of another hash's blocks in between.
+        let mut work = Vec::new();
+        for h in &theirs {
+            hash_with(&small(), "something else", &mut work).unwrap();
+            let parsed = PasswordHash::new(h).unwrap();
+            assert!(verify_with(&parsed, "pw one", &mut work).unwrap(), "{h}");
+            assert!(!verify_with(&parsed, "pw two", &mut work).unwrap(), "{h}");
+        }
+    }
+
+    fn hasher(concurrency: usize) -> Hasher {
+        let gauge = prometheus::IntGauge::new("q", "q").unwrap();
+        Hasher::new(256, 2, 1, concurrency, gauge).unwrap()
+    }
+
+    #[tokio::test]
+    async fn work_areas_are_kept_per_permit_and_released_after_an_idle_minute() {
+        let h = hasher(2);
+        assert_eq!(h.kept_work_areas(), 0, "nothing kept before the first hash");
+        let pw = SecretString::from("a password".to_string());
+        let stored = h.hash(&pw).await.unwrap();
+        let checks = (0..8).map(|_| h.verify(&pw, Some(&stored)));
+        for v in futures::future::join_all(checks).await {
+            assert_eq!(
+                v.unwrap(),
+                Verified {
+                    ok: true,
+                    needs_rehash: false
+                }
+            );
+        }
+        let kept = h.kept_work_areas();
+        assert!((1..=2).contains(&kept), "kept {kept} areas for 2 permits");
+        h.release_idle(); // hashes ran since the last call: kept
+        assert_eq!(h.kept_work_areas(), kept);
+        h.release_idle(); // none since: released
+        assert_eq!(h.kept_work_areas(), 0);
+        let wrong = SecretString::from("another".to_string());
+        assert!(!h.verify(&wrong, Some(&stored)).await.unwrap().ok);
+        assert!(
+            !h.verify(&pw, None).await.unwrap().ok,
+            "unknown user never matches"
+        );
+    }
 }
