@@ -33,7 +33,7 @@ impl Service {
     async fn with_lockout(&self, user: User) -> Result<AdminUser> {
         let lockout = self
             .store
-            .lockout_state(&user_key(user.id), Utc::now())
+            .lockout_state(&user_key(user.id), Utc::now(), self.lockout_policy().window)
             .await?;
         Ok(AdminUser { user, lockout })
     }

@@ -434,9 +434,9 @@ impl Service {
             .parse(token)
             .ok_or(Error::InvalidRefreshToken)?;
         let grace = Duration::from_std(self.config.refresh_reuse_grace).unwrap_or_default();
-        let mut session = self
+        let (mut session, user) = self
             .store
-            .session(sid)
+            .session_with_user(sid)
             .await?
             .ok_or(Error::InvalidRefreshToken)?;
         // Two passes at most: if another refresh wins the rotation race, the second pass
@@ -467,10 +467,10 @@ impl Service {
                     .await;
                     return Err(Error::RefreshTokenReused);
                 }
-                RefreshDecision::GraceRetry => return self.issue_for_session(session, now).await,
+                RefreshDecision::GraceRetry => return self.issue_for_session(user, session, now),
                 RefreshDecision::Current if !self.config.refresh_rotation => {
                     self.store.touch_session(sid, now).await?;
-                    return self.issue_for_session(session, now).await;
+                    return self.issue_for_session(user, session, now);
                 }
                 RefreshDecision::Current => {
                     let lifetime = self.refresh_lifetime(session.remember_me);
@@ -483,7 +483,7 @@ impl Service {
                         session.generation += 1;
                         session.rotated_at = Some(now);
                         session.refresh_expires_at = expires;
-                        return self.issue_for_session(session, now).await;
+                        return self.issue_for_session(user, session, now);
                     }
                     session = self
                         .store
@@ -496,12 +496,12 @@ impl Service {
         Err(Error::InvalidRefreshToken)
     }
 
-    async fn issue_for_session(&self, session: Session, now: DateTime<Utc>) -> Result<Issued> {
-        let user = self
-            .store
-            .user_by_id(session.user_id)
-            .await?
-            .ok_or(Error::InvalidRefreshToken)?;
+    fn issue_for_session(
+        &self,
+        user: User,
+        session: Session,
+        now: DateTime<Utc>,
+    ) -> Result<Issued> {
         if !user.is_active {
             return Err(Error::AccountDisabled);
         }

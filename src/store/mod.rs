@@ -148,7 +148,7 @@ pub struct ApiKeyRecord {
     pub tier: Tier,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
-    pub allowed_ips: Vec<ipnet::IpNet>,
+    pub allowed_ips: Vec<crate::domain::network::AllowedIp>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -228,6 +228,8 @@ pub trait Store: Send + Sync + 'static {
     // --- sessions ---
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// The session and its user, read together (the refresh path).
+    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
     /// Moves the session from generation `from` to `from + 1` if it is still at `from` and
     /// live: the new token's record and its parent's retirement are this one statement.
     /// `false` when another refresh won the race (or the session died).
@@ -291,7 +293,14 @@ pub trait Store: Send + Sync + 'static {
     async fn release_attempt(&self, key: &str) -> StoreResult<()>;
     /// Clears every counter whose key starts with `prefix` (success, unlock, reset).
     async fn clear_attempts(&self, prefix: &str) -> StoreResult<()>;
-    async fn lockout_state(&self, prefix: &str, now: DateTime<Utc>) -> StoreResult<LockoutState>;
+    /// Failures that still count (inside their window or their lock) and the lock, over
+    /// every counter of the account (`prefix`, and `prefix|ip` under `account_ip`).
+    async fn lockout_state(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> StoreResult<LockoutState>;
 
     // --- audit ---
     async fn insert_event(&self, event: &AuditEvent) -> StoreResult<()>;

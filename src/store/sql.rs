@@ -19,20 +19,32 @@ fn uuid_col(row: &$row, col: &str) -> StoreResult<Uuid> {
 }
 
 fn user_from_row(row: &$row) -> StoreResult<User> {
-    let tier: i64 = row.try_get("tier").map_err(map_err)?;
-    let full_name: Option<String> = row.try_get("full_name").map_err(map_err)?;
-    let last: Option<i64> = row.try_get("last_login_at").map_err(map_err)?;
+    user_from_prefixed(row, "")
+}
+
+/// A user from columns named `{prefix}{column}` (joined reads alias them).
+fn user_from_prefixed(row: &$row, prefix: &str) -> StoreResult<User> {
+    let c = |name: &'static str| -> std::borrow::Cow<'static, str> {
+        if prefix.is_empty() {
+            name.into()
+        } else {
+            format!("{prefix}{name}").into()
+        }
+    };
+    let tier: i64 = row.try_get(&*c("tier")).map_err(map_err)?;
+    let full_name: Option<String> = row.try_get(&*c("full_name")).map_err(map_err)?;
+    let last: Option<i64> = row.try_get(&*c("last_login_at")).map_err(map_err)?;
     Ok(User {
-        id: UserId(uuid_col(row, "id")?),
-        email: Email::from_trusted(row.try_get("email").map_err(map_err)?),
-        username: Username::from_trusted(row.try_get("username").map_err(map_err)?),
+        id: UserId(uuid_col(row, &c("id"))?),
+        email: Email::from_trusted(row.try_get(&*c("email")).map_err(map_err)?),
+        username: Username::from_trusted(row.try_get(&*c("username")).map_err(map_err)?),
         full_name: full_name.map(FullName::from_trusted),
         tier: Tier::new(tier).map_err(|e| StoreError::Other(e.to_string()))?,
-        is_active: row.try_get("is_active").map_err(map_err)?,
-        is_verified: row.try_get("is_verified").map_err(map_err)?,
-        mfa_enabled: row.try_get("mfa_enabled").map_err(map_err)?,
-        is_bootstrap: row.try_get("is_bootstrap").map_err(map_err)?,
-        created_at: from_ms(row.try_get("created_at").map_err(map_err)?),
+        is_active: row.try_get(&*c("is_active")).map_err(map_err)?,
+        is_verified: row.try_get(&*c("is_verified")).map_err(map_err)?,
+        mfa_enabled: row.try_get(&*c("mfa_enabled")).map_err(map_err)?,
+        is_bootstrap: row.try_get(&*c("is_bootstrap")).map_err(map_err)?,
+        created_at: from_ms(row.try_get(&*c("created_at")).map_err(map_err)?),
         last_login_at: last.map(from_ms),
     })
 }
@@ -394,6 +406,28 @@ impl Store for $store {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
+        // Through the writer, like `session`; one round trip for both rows.
+        let sql = format!(
+            "SELECT s.id, s.user_id, s.generation, s.remember_me, s.created_at, s.last_used_at, \
+               s.rotated_at, s.refresh_expires_at, s.absolute_expires_at, s.revoked_at, s.ip, \
+               s.user_agent, u.id AS u_id, u.email AS u_email, u.username AS u_username, \
+               u.full_name AS u_full_name, u.tier AS u_tier, u.is_active AS u_is_active, \
+               u.is_verified AS u_is_verified, u.mfa_enabled AS u_mfa_enabled, \
+               u.is_bootstrap AS u_is_bootstrap, u.created_at AS u_created_at, \
+               u.last_login_at AS u_last_login_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        );
+        let row = sqlx::query(&q(&sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.write)
+            .await
+            .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| Ok((session_from_row(r)?, user_from_prefixed(r, "u_")?)))
+            .transpose()
+    }
+
     async fn rotate_session(
         &self,
         id: Uuid,
@@ -659,11 +693,23 @@ impl Store for $store {
         Ok(())
     }
 
-    async fn lockout_state(&self, prefix: &str, now: DateTime<Utc>) -> StoreResult<LockoutState> {
-        let row = sqlx::query(&q("SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS failures, MAX(locked_until) AS locked_until \
+    async fn lockout_state(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> StoreResult<LockoutState> {
+        // Failures count while their window or their lock lasts, as `reserve_attempt`
+        // sees them: a lifted lock or an old window is a count of zero.
+        let row = sqlx::query(&q("SELECT CAST(COALESCE(SUM(CASE \
+               WHEN locked_until > ?3 THEN failures \
+               WHEN locked_until IS NULL AND window_start > ?3 - ?4 THEN failures \
+               ELSE 0 END), 0) AS BIGINT) AS failures, MAX(locked_until) AS locked_until \
              FROM login_attempts WHERE key = ?1 OR key LIKE ?2 ESCAPE '\\'"))
         .bind(prefix)
         .bind(format!("{}|%", like_escape(prefix)))
+        .bind(ms(now))
+        .bind(window.num_milliseconds())
         .fetch_one(&self.read)
         .await
         .map_err(map_err)?;

@@ -85,13 +85,25 @@ async fn the_lock_lifts_by_itself() {
             .set("lockout_threshold", "2")
     })
     .await;
-    let (email, _) = app.new_user().await;
+    let (_, admin) = app.user_with_tier(4).await;
+    let (email, login) = app.new_user().await;
+    let view = format!(
+        "/api/v1/admin/users/{}",
+        login["user"]["id"].as_str().unwrap()
+    );
     app.login(&email, "Wrong-pass-123").await.assert(401, None);
     app.login(&email, "Wrong-pass-123").await.assert(401, None);
     app.login(&email, PASSWORD)
         .await
         .assert(423, Some("account_locked"));
+    let r = app.get_auth(&view, &access(&admin)).await;
+    assert_eq!(r.body["failed_login_count"], 2);
+    assert!(r.body["locked_until"].is_string());
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Lifted: the admin view shows no lock and no failures that still count.
+    let r = app.get_auth(&view, &access(&admin)).await;
+    assert_eq!(r.body["failed_login_count"], 0, "{}", r.body);
+    assert!(r.body["locked_until"].is_null(), "{}", r.body);
     app.login(&email, PASSWORD).await.assert(200, None);
 }
 
