@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Opens the store named by `TRADEAUTH_DATABASE_URL` and runs its migrations.
@@ -66,7 +67,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = service::background::spawn(self.service.clone());
-        let router = http::router(AppState::new(self.service.clone()));
+        let state = AppState::new(self.service.clone());
+        let sockets = state.ws.clone();
+        let router = http::router(state);
         // Tell open WebSockets to close (1001) once shutdown starts, so graceful shutdown
         // does not wait on them forever.
         let service = self.service.clone();
@@ -85,6 +88,9 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
+        // Upgraded connections are not waited for by the server: give every WebSocket
+        // the moment it needs to send its 1001 before the runtime goes away.
+        sockets.wait_closed(Duration::from_secs(5)).await;
         background.abort();
         tracing::info!("tradeauth stopped");
         Ok(result?)

@@ -640,22 +640,44 @@ pub fn format_duration(d: Duration) -> String {
     format!("{s}s")
 }
 
-/// Masks a secret: URLs keep only their scheme and host; anything that may carry a
-/// credential (user info, path, query) is replaced. Other secrets vanish entirely.
+/// Masks a secret. In URLs only what may be a credential is hidden: the password of the
+/// user info and the values of the query (SMTP and PostgreSQL take passwords there);
+/// scheme, user, host, port and path (a SQLite file, a database name) stay readable.
+/// Other secrets vanish entirely.
 fn mask(key: &str, value: &str) -> String {
-    if matches!(key, "database_url" | "redis_url" | "mailer") {
-        if let Some((scheme, rest)) = value.split_once("://") {
-            let authority = rest.split(['/', '?']).next().unwrap_or_default();
-            let host = authority
-                .rsplit_once('@')
-                .map(|(_, h)| h)
-                .unwrap_or(authority);
-            let masked = authority.contains('@') || authority.len() < rest.len();
-            return format!("{scheme}://{host}{}", if masked { "/****" } else { "" });
-        }
-        return value.to_string();
+    if !matches!(key, "database_url" | "redis_url" | "mailer") {
+        return "********".to_string();
     }
-    "********".to_string()
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return value.to_string(); // `log`, `file:DIR`
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => before_query.split_at(i),
+        None => (before_query, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:****@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let query = query.map(|q| {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if matches!(k, "tls" | "sslmode") => format!("{k}={v}"),
+                Some((k, _)) => format!("{k}=****"),
+                None => pair.to_string(),
+            })
+            .collect();
+        format!("?{}", pairs.join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 fn effective_default(cfg: &Config, key: &str) -> String {
@@ -770,6 +792,47 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masking_hides_credentials_and_keeps_the_rest_readable() {
+        use super::mask;
+        for (key, raw, shown) in [
+            (
+                "database_url",
+                "sqlite:///var/lib/tradeauth/t.db",
+                "sqlite:///var/lib/tradeauth/t.db",
+            ),
+            (
+                "database_url",
+                "sqlite://tradeauth.db",
+                "sqlite://tradeauth.db",
+            ),
+            (
+                "database_url",
+                "postgres://app:s3cret@db.internal:5432/auth?sslmode=require&password=x",
+                "postgres://app:****@db.internal:5432/auth?sslmode=require&password=****",
+            ),
+            (
+                "redis_url",
+                "redis://:hunter2@cache:6379/0",
+                "redis://:****@cache:6379/0",
+            ),
+            (
+                "redis_url",
+                "redis://127.0.0.1:6379",
+                "redis://127.0.0.1:6379",
+            ),
+            (
+                "mailer",
+                "smtp://mailer:pw@smtp.example.com:587?tls=required",
+                "smtp://mailer:****@smtp.example.com:587?tls=required",
+            ),
+            ("mailer", "file:/tmp/mails", "file:/tmp/mails"),
+            ("jwt_secret", "abc", "********"),
+        ] {
+            assert_eq!(mask(key, raw), shown, "{raw}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -9,11 +9,22 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Login outcomes: `succeeded`, or the error code the login answered with.
+pub const LOGIN_OUTCOMES: [&str; 7] = [
+    "succeeded",
+    "invalid_credentials",
+    "account_locked",
+    "account_disabled",
+    "email_not_verified",
+    "mfa_required",
+    "invalid_mfa_code",
+];
+
 pub struct Metrics {
     registry: Registry,
     /// Requests by route template, method and status.
     pub requests: IntCounterVec,
-    /// Request latency by route template and method.
+    /// Request latency by route template, method and status.
     pub latency: HistogramVec,
     /// Logins by outcome (`succeeded`, `invalid_credentials`, `locked`, ...).
     pub logins: IntCounterVec,
@@ -46,12 +57,12 @@ impl Metrics {
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
-                "HTTP request latency by route and method",
+                "HTTP request latency by route, method and status",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
-            &["route", "method"],
+            &["route", "method", "status"],
         )
         .expect("valid metric");
         let logins = IntCounterVec::new(
@@ -100,6 +111,11 @@ impl Metrics {
             Box::new(websockets.clone()),
         ] {
             registry.register(c).expect("metrics register once");
+        }
+        // Series of the common outcomes exist from the start (at 0), so a scrape of a
+        // fresh instance already shows them.
+        for outcome in LOGIN_OUTCOMES {
+            logins.with_label_values(&[outcome]);
         }
         Self {
             registry,

@@ -1,10 +1,12 @@
-//! The domain: users, tiers, password policy, session and lockout rules.
+//! The domain: users, tiers, password policy, session and lockout rules, and the
+//! addresses an API key may be used from.
 //!
 //! Pure Rust only — no axum, no sqlx, no tokio. Every type here is built by a `parse`
 //! constructor that refuses invalid input, so the layers above never re-check a value
 //! they hold (parse, don't validate). Time is always passed in, never read here.
 
 pub mod lockout;
+pub mod network;
 pub mod password;
 pub mod session;
 pub mod user;

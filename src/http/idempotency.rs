@@ -3,10 +3,11 @@
 //! 409 `idempotency_conflict`. Only successful responses are kept. A second request arriving while the first still runs waits
 //! for its response (up to 10 s) rather than running twice.
 //!
-//! Keys are scoped by path and by the caller's `Authorization` header, so one admin's key
-//! never replays a response to somebody else.
+//! Keys are scoped by path and by the caller (the user behind an access token, or the API
+//! key presented), so one admin's key never replays a response to somebody else.
 
 use super::error::ApiError;
+use super::extract::{presented, Presented};
 use super::AppState;
 use crate::service::Error;
 use crate::store::IdempotencyState;
@@ -51,12 +52,24 @@ pub async fn replay_idempotent(
         Ok(b) => b,
         Err(_) => return ApiError(Error::PayloadTooLarge).into_response(),
     };
-    let auth = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let scope = [path.as_bytes(), b"\n", &auth, b"\n", key.as_bytes()].concat();
+    // Whose key it is: the user behind a valid access token (so a retry after the token
+    // was refreshed still replays), else the credential as presented.
+    let caller = match presented(&parts.headers) {
+        Presented::Bearer(t) => match state.service.check_access_token(t) {
+            Ok(c) => format!("user:{}", c.user_id),
+            Err(_) => format!("bearer:{t}"),
+        },
+        Presented::ApiKey(k) => format!("apikey:{k}"),
+        Presented::None => "anonymous".to_string(),
+    };
+    let scope = [
+        path.as_bytes(),
+        b"\n",
+        caller.as_bytes(),
+        b"\n",
+        key.as_bytes(),
+    ]
+    .concat();
     let store_key = hex(digest(&SHA256, &scope).as_ref());
     let request_hash = hex(digest(&SHA256, &bytes).as_ref());
     let store = &state.service.store;

@@ -117,7 +117,7 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
         .inc();
     metrics
         .latency
-        .with_label_values(&[route, method.as_str()])
+        .with_label_values(&[route, method.as_str(), res.status().as_str()])
         .observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "tradeauth::http",

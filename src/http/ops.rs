@@ -23,11 +23,11 @@ pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when every store answers; 503 `unavailable` naming the one that does not.
-/// 200 when the database answers — `"degraded"` if Redis does not (instances then fall
-/// back to their own rate limits and to database polling for revocations); 503
-/// `unavailable` naming the store that is down otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready (or degraded: Redis down)", body = crate::http::openapi::Ready), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+/// 200 when every store answers; 503 `unavailable` naming the one that does not (the
+/// database, or Redis when one is configured). With Redis down the instance still
+/// serves, on its own rate limits and database polling for revocations, but it is not
+/// ready in the contract's sense: a load balancer should prefer instances that are.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready: every store answers", body = crate::http::openapi::Ready), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
 pub(crate) async fn readiness(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let mut checks = std::collections::BTreeMap::new();
     let db = match state.service.store.ping().await {
@@ -42,15 +42,10 @@ pub(crate) async fn readiness(State(state): State<AppState>) -> ApiResult<Json<s
         let redis = if bus.ping().await { "ok" } else { "down" };
         checks.insert("redis".to_string(), redis.to_string());
     }
-    if db != "ok" {
+    if checks.values().any(|v| v != "ok") {
         return Err(Error::NotReady(checks).into());
     }
-    let status = if checks.values().all(|v| v == "ok") {
-        "ready"
-    } else {
-        "degraded"
-    };
-    Ok(Json(json!({ "status": status, "checks": checks })))
+    Ok(Json(json!({ "status": "ready", "checks": checks })))
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "public signing keys (RFC 7517)", body = crate::http::openapi::Jwks), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]

@@ -1,7 +1,8 @@
 //! Rate limits on every write endpoint (API.md, "Rate limits").
 //!
 //! One middleware classifies the request (login, register, refresh, mail, other write),
-//! derives the bucket keys — client IP, the account named in a login body, the session of
+//! derives the bucket keys — client IP, the account a login body names (by username or
+//! email alike), the session of
 //! a refresh token, the authenticated user — counts the request in every bucket (every
 //! request counts, successful or not) and answers 429 when one is empty. Every response of
 //! a limited endpoint carries `RateLimit-*` headers for the most restrictive bucket.
@@ -94,7 +95,13 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
                 .unwrap_or_default()
                 .trim()
                 .to_lowercase();
-            buckets.push(("login_account", format!("{ip}|{ident}"), limits.login));
+            // The account, not the spelling: a username and an email of one account share
+            // a bucket. An identifier with no account is its own bucket.
+            let account = match state.service.store.user_by_login(&ident).await {
+                Ok(Some(user)) if !ident.is_empty() => format!("user:{}", user.id),
+                _ => format!("ident:{ident}"),
+            };
+            buckets.push(("login_account", format!("{ip}|{account}"), limits.login));
             buckets.push(("login_ip", ip.clone(), limits.login_ip));
         }
         Class::Register => buckets.push(("register_ip", ip.clone(), limits.register_ip)),

@@ -60,6 +60,22 @@ impl Connections {
     }
 }
 
+impl Connections {
+    /// Waits until every socket has finished (sent its close frame), at most `limit`.
+    pub async fn wait_closed(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self
+            .open
+            .lock()
+            .expect("connections lock poisoned")
+            .is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self
@@ -96,7 +112,12 @@ pub(crate) async fn connect_socket(
     };
     let caller = state.service.check_access_token(&token)?;
     let upgrade = upgrade.map_err(|e| Error::field("upgrade", e.body_text()))?;
-    let max = state.service.config.ws_max_per_user;
+    // The per-user cap is a rate limit: `rate_limit = off` lifts it with the others.
+    let max = if state.service.config.rate_limit {
+        state.service.config.ws_max_per_user
+    } else {
+        usize::MAX
+    };
     let slot = state
         .ws
         .acquire(caller.user_id, max)
@@ -140,6 +161,19 @@ pub(crate) async fn run_socket(
     let mut events = service.events.subscribe();
     let mut revoked = service.revoked_sessions.subscribe();
     let mut shutdown = service.shutdown.subscribe();
+    // Subscribed now: anything from here on is seen below. What happened between the
+    // token check and the subscriptions is checked once.
+    let closing = if *shutdown.borrow_and_update() {
+        Some(close(1001, "server shutting down"))
+    } else if service.revocations.is_session_revoked(&sid) {
+        Some(close(4003, "session revoked"))
+    } else {
+        None
+    };
+    if let Some(frame) = closing {
+        let _ = socket.send(frame).await;
+        return;
+    }
     let welcome = json!({"type": "welcome", "user_id": user, "permission_tier": caller.tier.get(), "expires_at": exp});
     if socket.send(text(welcome)).await.is_err() {
         return;

@@ -3,11 +3,11 @@
 //! disablement; `allowed_ips` pins a key to addresses and CIDRs.
 
 use super::{Caller, Credential, Error, PageRequest, Paged, RequestContext, Result, Service};
+use crate::domain::network::AllowedIp;
 use crate::domain::Tier;
 use crate::store::ApiKeyRecord;
 use crate::tokens::apikey;
 use chrono::{DateTime, Duration, Utc};
-use ipnet::IpNet;
 use serde_json::json;
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
@@ -31,17 +31,9 @@ pub struct CreatedKey {
 /// `last_used_at` is written at most this often per key.
 const TOUCH_EVERY: i64 = 60;
 
-fn parse_ips(raw: &[String]) -> Result<Vec<IpNet>> {
+fn parse_ips(raw: &[String]) -> Result<Vec<AllowedIp>> {
     raw.iter()
-        .map(|s| {
-            let s = s.trim();
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| {
-                    Error::field("allowed_ips", format!("{s:?} is not an IP address or CIDR"))
-                })
-        })
+        .map(|s| AllowedIp::parse(s).map_err(Error::from))
         .collect()
 }
 

@@ -6,7 +6,7 @@
 
 use super::keys::KeyRing;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{errors::ErrorKind, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -64,6 +64,9 @@ impl TokenIssuer {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         // We issue and check our own tokens on synchronised clocks: a token is dead at `exp`.
         validation.leeway = 0;
+        // `exp` is checked after every other claim (below), so a token that is both
+        // expired and wrong in another way is `invalid_token`, never `token_expired`.
+        validation.validate_exp = false;
         Self {
             ring,
             issuer,
@@ -143,10 +146,61 @@ impl TokenIssuer {
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let keys = self.ring.current();
         let key = keys.verifying.get(&kid).ok_or(TokenError::Invalid)?;
-        match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
-            Err(_) => Err(TokenError::Invalid),
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.exp < chrono::Utc::now().timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Tier;
+    use crate::tokens::keys::KeySet;
+    use crate::tokens::JwtAlg;
+
+    fn issuer(iss: &str, aud: &str) -> TokenIssuer {
+        let set = KeySet::from_secret(b"a-test-secret-of-at-least-32-bytes");
+        TokenIssuer::new(
+            Arc::new(KeyRing::new(JwtAlg::HS256, set)),
+            iss.into(),
+            aud.into(),
+        )
+    }
+
+    #[test]
+    fn an_expired_token_is_expired_only_when_everything_else_is_right() {
+        let ours = issuer("tradeauth", "tradeauth-api");
+        let now = chrono::Utc::now();
+        let then = now - chrono::Duration::minutes(30);
+        let tier = Tier::new(1).unwrap();
+        let sign = |i: &TokenIssuer, exp| {
+            i.sign(Uuid::now_v7(), Uuid::now_v7(), tier, then, exp)
+                .unwrap()
+                .0
+        };
+        let live = sign(&ours, now + chrono::Duration::minutes(5));
+        assert!(ours.verify(&live).is_ok());
+        let expired = sign(&ours, now - chrono::Duration::minutes(1));
+        assert!(matches!(ours.verify(&expired), Err(TokenError::Expired)));
+        // Same key, other issuer or audience: invalid, whether or not it has expired.
+        for other in [
+            issuer("elsewhere", "tradeauth-api"),
+            issuer("tradeauth", "other-api"),
+        ] {
+            for exp in [
+                now - chrono::Duration::minutes(1),
+                now + chrono::Duration::minutes(5),
+            ] {
+                assert!(
+                    matches!(ours.verify(&sign(&other, exp)), Err(TokenError::Invalid)),
+                    "exp {exp}"
+                );
+            }
         }
     }
 }

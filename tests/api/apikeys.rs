@@ -199,7 +199,7 @@ async fn key_rules() {
     far.assert(201, None);
     assert_eq!(
         far.body["allowed_ips"],
-        json!(["10.0.0.0/8", "192.168.1.5/32"])
+        json!(["10.0.0.0/8", "192.168.1.5"])
     );
     let r = with_key(
         &app,

@@ -317,3 +317,55 @@ async fn cli_manages_users_and_keys_beside_a_running_server() {
     let (status, _) = server.terminate();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn sigterm_closes_websockets_with_1001_and_exits_zero() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(&dir.path().join("t.db"), &[]);
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{}", server.base, p);
+    let body = json!({"email": "socket@example.com", "password": "Pong-Pw-Long-8812"});
+    call(&c, c.post(u("/api/v1/auth/register")).json(&body))
+        .await
+        .assert(201, None);
+    let login = call(
+        &c,
+        c.post(u("/api/v1/auth/login")).json(&json!({
+            "username": "socket@example.com", "password": "Pong-Pw-Long-8812"
+        })),
+    )
+    .await;
+    let url = format!(
+        "{}/api/v1/ws?token={}",
+        server.base.replace("http://", "ws://"),
+        access(&login.body)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let welcome = ws.next().await.unwrap().unwrap();
+    assert!(
+        welcome.to_text().unwrap().contains("welcome"),
+        "{welcome:?}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let code = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a close frame within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001), "the process sends 1001 before it exits");
+    drop(ws);
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+}

@@ -50,6 +50,33 @@ async fn login_is_limited_per_account_and_ip_with_honest_headers() {
 }
 
 #[tokio::test]
+async fn an_accounts_email_and_username_share_one_login_bucket() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login", "3/min")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    // `new_user` logs in once by email: the first of the account's three.
+    let (email, login) = app.new_user().await;
+    let username = login["user"]["username"].as_str().unwrap().to_string();
+    login_from(&app, None, &username).await.assert(401, None);
+    login_from(&app, None, &email.to_uppercase())
+        .await
+        .assert(401, None);
+    login_from(&app, None, &username)
+        .await
+        .assert(429, Some("rate_limited"));
+    login_from(&app, None, &email)
+        .await
+        .assert(429, Some("rate_limited"));
+    // Another account from the same address still has its own.
+    login_from(&app, None, "nobody@example.com")
+        .await
+        .assert(401, Some("invalid_credentials"));
+}
+
+#[tokio::test]
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = spawn_with(|s| {
         s.set("rate_limit", "on")
@@ -195,20 +222,49 @@ async fn idempotency_keys_replay_and_conflict() {
 
     // Admin creation honours keys too, scoped to the caller.
     let (_, admin) = app.user_with_tier(4).await;
-    let create = |key: &'static str| {
+    let create = |auth: (&'static str, String), key: &'static str| {
         let req = app
             .client
             .post(app.url("/api/v1/admin/users"))
-            .bearer_auth(access(&admin))
+            .header(auth.0, auth.1)
             .header("idempotency-key", key)
             .json(&json!({"email": "made@example.com", "password": PASSWORD}));
         async move { into_resp(req.send().await.unwrap()).await }
     };
-    let a = create("adm-1").await;
+    let bearer = |at: &str| ("authorization", format!("Bearer {at}"));
+    let a = create(bearer(&access(&admin)), "adm-1").await;
     a.assert(201, None);
-    let b = create("adm-1").await;
+    let b = create(bearer(&access(&admin)), "adm-1").await;
     b.assert(201, None);
     assert_eq!(a.body["id"], b.body["id"]);
+    // The same admin with a refreshed token is the same caller: replayed.
+    let fresh = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh_token(&admin)}),
+        )
+        .await;
+    let c = create(bearer(&access(&fresh.body)), "adm-1").await;
+    c.assert(201, None);
+    assert_eq!(a.body["id"], c.body["id"]);
+    // Another admin, through an API key, with the same key and body: not a replay of the
+    // first admin's response; the request runs (and the address is taken).
+    let (_, other) = app.user_with_tier(4).await;
+    let made = app
+        .post_auth(
+            "/api/v1/auth/api-keys",
+            &access(&other),
+            Some(json!({"name": "ops"})),
+        )
+        .await;
+    made.assert(201, None);
+    let api_key = made.body["key"].as_str().unwrap().to_string();
+    create(("x-api-key", api_key.clone()), "adm-1")
+        .await
+        .assert(409, Some("email_exists"));
+    create(("authorization", format!("ApiKey {api_key}")), "adm-1")
+        .await
+        .assert(409, Some("email_exists"));
 }
 
 #[tokio::test]

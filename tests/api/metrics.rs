@@ -28,6 +28,16 @@ async fn metrics_move_with_events() {
     let r = app.get("/metrics").await;
     r.assert(200, None);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    // A fresh instance already shows the login series, at 0.
+    for outcome in ["succeeded", "invalid_credentials", "account_locked"] {
+        assert!(
+            r.text.contains(&format!(
+                "tradeauth_logins_total{{outcome=\"{outcome}\"}} 0"
+            )),
+            "no {outcome} series on a fresh scrape:\n{}",
+            r.text
+        );
+    }
     let before_ok = value(&app, "logins_total", &[r#"outcome="succeeded""#]).await;
     assert_eq!(before_ok, 0.0);
     let (email, login) = app.new_user().await;
@@ -56,7 +66,16 @@ async fn metrics_move_with_events() {
     let route = r#"route="/api/v1/auth/login""#;
     let logins_200 = value(&app, "http_requests_total", &[route, r#"status="200""#]).await;
     assert!(logins_200 >= 1.0);
-    assert!(value(&app, "http_request_duration_seconds_count", &[route]).await >= 1.0);
+    assert!(
+        value(
+            &app,
+            "http_request_duration_seconds_count",
+            &[route, r#"status="200""#]
+        )
+        .await
+            >= 1.0,
+        "latency by route and status"
+    );
 
     app.login(&email, "Wrong-pass-123").await.assert(401, None);
     assert_eq!(

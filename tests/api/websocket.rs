@@ -199,7 +199,8 @@ async fn expiry_closes_with_4001_and_reauth_extends_the_connection() {
 
 #[tokio::test]
 async fn connections_per_user_are_limited() {
-    let app = spawn_with(|s| s.set("ws_max_per_user", "2")).await;
+    // The cap is a rate limit: on here (the test servers run with limits off).
+    let app = spawn_with(|s| s.set("ws_max_per_user", "2").set("rate_limit", "on")).await;
     let (_, login) = app.new_user().await;
     let _a = open(&app, &access(&login)).await;
     let mut b = open(&app, &access(&login)).await;
