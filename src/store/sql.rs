@@ -407,7 +407,10 @@ impl Store for $store {
     }
 
     async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        // Through the writer, like `session`; one round trip for both rows.
+        // One round trip for both rows, on the read pool: the writer (SQLite has one
+        // connection) is left to the rotation. A read never sees less than what was
+        // committed before it began, and a rotation that commits after it loses nothing:
+        // `rotate_session` is a compare-and-swap, and its loser re-reads.
         let sql = format!(
             "SELECT s.id, s.user_id, s.generation, s.remember_me, s.created_at, s.last_used_at, \
                s.rotated_at, s.refresh_expires_at, s.absolute_expires_at, s.revoked_at, s.ip, \
@@ -420,7 +423,7 @@ impl Store for $store {
         );
         let row = sqlx::query(&q(&sql))
             .bind(id.to_string())
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await
             .map_err(map_err)?;
         row.as_ref()

@@ -86,7 +86,7 @@ fn serve(db: &std::path::Path, extra: &[(&str, &str)]) -> Served {
 
 impl Served {
     /// SIGTERM, then the exit status and every line logged.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    fn terminate(&mut self) -> (std::process::ExitStatus, Vec<String>) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -98,7 +98,15 @@ impl Served {
         {
             self.log.push(l);
         }
-        (status, self.log)
+        (status, std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for Served {
+    /// A failed test does not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -110,7 +118,7 @@ async fn call(c: &reqwest::Client, req: reqwest::RequestBuilder) -> Resp {
 #[tokio::test]
 async fn the_log_never_shows_a_password_or_token_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(&dir.path().join("t.db"), &[]);
+    let mut server = serve(&dir.path().join("t.db"), &[]);
     let c = reqwest::Client::new();
     let u = |p: &str| format!("{}{}", server.base, p);
     let password = "Log-Secret-Pw-9431";
@@ -273,7 +281,7 @@ async fn cli_manages_users_and_keys_beside_a_running_server() {
     assert!(!weak.status.success());
     assert!(run(&["user", "list"]).contains("cliuser"));
 
-    let server = serve(&db, &[]);
+    let mut server = serve(&db, &[]);
     let c = reqwest::Client::new();
     let login = call(
         &c,
