@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ $SMOKE = 1 ]; then
-    DUR=1s; N_LOGIN=3; RSECS=1; FLOOD=2; SESS=1000; REV=1000; SMALL=100; BIG=2000
+    DUR=1s; N_LOGIN=4; RSECS=1; FLOOD=2; SESS=1000; REV=1000; SMALL=100; BIG=2000; ROUNDS=2; RSECS_ROUND=1
 else
-    DUR=${BENCH_DURATION:-10s}; N_LOGIN=40; RSECS=10; FLOOD=10; SESS=100000; REV=100000; SMALL=1000; BIG=1000000
+    DUR=${BENCH_DURATION:-10s}; N_LOGIN=40; RSECS=10; FLOOD=10; SESS=100000; REV=100000; SMALL=1000; BIG=1000000; ROUNDS=5; RSECS_ROUND=3
 fi
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -42,7 +42,11 @@ fi
 work=$(mktemp -d)
 OUT="$work/results.jsonl"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; rm -rf "$work"; }
+EXTRA_PIDS=""
+cleanup() {
+    for p in $PID $EXTRA_PIDS; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 record() { echo "$1" >>"$OUT"; echo "   $1"; }
@@ -124,16 +128,27 @@ login_token loadtest@bench.example bench-Password-1 >/dev/null
 record "{\"rss_loaded_login_kb\": $(rss_kb)}"
 stop_server
 
+# 1k and 1M users: both servers run side by side and are measured in alternating rounds,
+# so a change in the shared machine's speed moves both alike.
+echo "-- login and refresh with $SMALL and $BIG users, $ROUNDS alternating rounds"
+declare -A UBASE UPID
 for n in $SMALL $BIG; do
-    echo "-- login and refresh with $n users"
-    rm -f "$work"/u.db*
-    start_server "sqlite://$work/u.db"; stop_server
-    record "$("$DRV" seed-users "$work/u.db" "$n" | sed "s/seeded_users/users_$n/; s/\"seconds\"/\"seed_seconds_$n\"/")"
-    start_server "sqlite://$work/u.db"
-    record "$("$DRV" login "$BASE" "seed$((n - 1))@bench.example" bench-Password-1 "$N_LOGIN" | sed "s/\"login_/\"users${n}_login_/g; s/\"bare_hash_ms\"/\"users${n}_bare_hash_ms\"/")"
-    record "$("$DRV" refresh "$BASE" "seed$((n / 2))@bench.example" bench-Password-1 4 "$RSECS" | sed "s/\"refresh_/\"users${n}_refresh_/g")"
-    stop_server
+    rm -f "$work"/u$n.db*
+    start_server "sqlite://$work/u$n.db"; stop_server
+    record "$("$DRV" seed-users "$work/u$n.db" "$n" | sed "s/seeded_users/users_$n/; s/\"seconds\"/\"seed_seconds_$n\"/")"
 done
+for n in $SMALL $BIG; do
+    start_server "sqlite://$work/u$n.db"
+    UBASE[$n]=$BASE; UPID[$n]=$PID; EXTRA_PIDS="$EXTRA_PIDS $PID"; PID=""
+done
+for r in $(seq 1 "$ROUNDS"); do
+    for n in $SMALL $BIG; do
+        record "$("$DRV" login "${UBASE[$n]}" "seed$((n - 1))@bench.example" bench-Password-1 "$((N_LOGIN / ROUNDS))" | sed "s/\"login_/\"users${n}_r${r}_login_/g; s/\"bare_hash_ms\"/\"users${n}_r${r}_bare_hash_ms\"/")"
+        record "$("$DRV" refresh "${UBASE[$n]}" "seed$((n / 2))@bench.example" bench-Password-1 4 "$RSECS_ROUND" | sed "s/\"refresh_/\"users${n}_r${r}_refresh_/g")"
+    done
+done
+for n in $SMALL $BIG; do kill "${UPID[$n]}"; wait "${UPID[$n]}" 2>/dev/null || true; done
+EXTRA_PIDS=""
 
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     echo "== PostgreSQL + Redis"
@@ -155,6 +170,14 @@ r = {}
 for row in rows:
     r.update(row)
 smoke = sys.argv[2] == "1"
+# Alternating rounds (users{n}_r{i}_...): the median of the rounds' figures, errors summed.
+import re, statistics
+rounds = {}
+for k in [k for k in r if re.match(r"users\d+_r\d+_", k)]:
+    m = re.match(r"users(\d+)_r(\d+)_(.+)", k)
+    rounds.setdefault(f"users{m.group(1)}_{m.group(3)}", []).append(r.pop(k))
+for k, vs in rounds.items():
+    r[k] = sum(vs) if k.endswith("_errors") else statistics.median(vs)
 bad = [k for k, v in r.items() if isinstance(v, float) and math.isnan(v)]
 errors = {k: v for k, v in r.items() if k.endswith(("_errors", "_failures")) and v}
 if bad or errors:
