@@ -5,6 +5,8 @@
 //! [`TokenError::Invalid`]; only a correctly signed token past `exp` is `Expired`.
 
 use super::keys::KeyRing;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -104,7 +106,15 @@ impl TokenIssuer {
         let mut header = Header::new(self.ring.alg.algorithm());
         header.typ = Some(ACCESS_TYP.to_string());
         header.kid = Some(keys.signing_kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &keys.signing)?;
+        // JWS compact serialisation (RFC 7515), signed with the parsed key.
+        let mut token = format!(
+            "{}.{}",
+            B64.encode(serde_json::to_vec(&header)?),
+            B64.encode(serde_json::to_vec(&claims)?)
+        );
+        let signature = keys.signer.sign(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&B64.encode(signature));
         Ok((token, claims))
     }
 
@@ -170,6 +180,47 @@ mod tests {
             iss.into(),
             aud.into(),
         )
+    }
+
+    #[test]
+    fn tokens_we_sign_verify_for_every_algorithm_and_tampering_is_caught() {
+        use crate::tokens::keys::generate;
+        use crate::tokens::KeyState;
+        let now = chrono::Utc::now();
+        for alg in [JwtAlg::EdDSA, JwtAlg::ES256, JwtAlg::RS256, JwtAlg::HS256] {
+            let set = match alg {
+                JwtAlg::HS256 => KeySet::from_secret(b"a-test-secret-of-at-least-32-bytes"),
+                _ => {
+                    let key = generate(alg, KeyState::Active, now).unwrap();
+                    KeySet::from_stored(alg, &[key], now).unwrap()
+                }
+            };
+            let i = TokenIssuer::new(
+                Arc::new(KeyRing::new(alg, set)),
+                "tradeauth".into(),
+                "tradeauth-api".into(),
+            );
+            let (sub, sid) = (Uuid::now_v7(), Uuid::now_v7());
+            let exp = now + chrono::Duration::minutes(5);
+            let (token, _) = i.sign(sub, sid, Tier::new(3).unwrap(), now, exp).unwrap();
+            let claims = i.verify_uncached(&token).unwrap();
+            assert_eq!(
+                (claims.sub, claims.sid, claims.tier),
+                (sub, sid, 3),
+                "{alg:?}"
+            );
+            // Another payload under the same signature.
+            let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+            let (other, _) = i.sign(sub, sid, Tier::new(4).unwrap(), now, exp).unwrap();
+            parts[1] = other.split('.').nth(1).unwrap().to_string();
+            assert!(
+                matches!(
+                    i.verify_uncached(&parts.join(".")),
+                    Err(TokenError::Invalid)
+                ),
+                "{alg:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair};
 use serde_json::json;
@@ -180,19 +180,75 @@ fn decoding_key(k: &StoredKey) -> anyhow::Result<DecodingKey> {
     })
 }
 
-fn encoding_key(k: &StoredKey) -> EncodingKey {
-    match k.alg {
-        JwtAlg::EdDSA => EncodingKey::from_ed_der(&k.private_der),
-        JwtAlg::ES256 => EncodingKey::from_ec_der(&k.private_der),
-        JwtAlg::RS256 => EncodingKey::from_rsa_der(&k.private_der),
-        JwtAlg::HS256 => unreachable!("HS256 keys are not stored"),
+/// The active private key, parsed once per key-set reload. (`jsonwebtoken::encode`
+/// parses its key again for every token: for EdDSA that derives the public key, a second
+/// scalar multiplication per signature; for RS256 it parses and checks the whole RSA key.)
+pub enum Signer {
+    Ed(signature::Ed25519KeyPair),
+    Ec(signature::EcdsaKeyPair),
+    Rsa(signature::RsaKeyPair),
+    Hmac(ring::hmac::Key),
+}
+
+impl Signer {
+    fn from_stored(k: &StoredKey) -> anyhow::Result<Self> {
+        let bad = |_| {
+            anyhow::anyhow!(
+                "signing key {} is not a valid {} key",
+                k.kid,
+                k.alg.as_str()
+            )
+        };
+        Ok(match k.alg {
+            JwtAlg::EdDSA => Self::Ed(
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&k.private_der)
+                    .map_err(bad)?,
+            ),
+            JwtAlg::ES256 => Self::Ec(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &k.private_der,
+                    &SystemRandom::new(),
+                )
+                .map_err(bad)?,
+            ),
+            JwtAlg::RS256 => {
+                Self::Rsa(signature::RsaKeyPair::from_der(&k.private_der).map_err(bad)?)
+            }
+            JwtAlg::HS256 => anyhow::bail!("HS256 keys are not stored"),
+        })
+    }
+
+    /// The JWS signature of `message` (`header.claims` in base64url).
+    pub fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let failed = |_| anyhow::anyhow!("signing failed");
+        Ok(match self {
+            Self::Ed(pair) => pair.sign(message).as_ref().to_vec(),
+            Self::Ec(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+            Self::Rsa(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .map_err(failed)?;
+                sig
+            }
+            Self::Hmac(key) => ring::hmac::sign(key, message).as_ref().to_vec(),
+        })
     }
 }
 
 /// One immutable snapshot of the keys in use; swapped whole on reload.
 pub struct KeySet {
     pub signing_kid: String,
-    pub signing: EncodingKey,
+    pub signer: Signer,
     pub verifying: HashMap<String, DecodingKey>,
     /// The JWKS document, serialised once per reload.
     pub jwks: Arc<[u8]>,
@@ -216,15 +272,15 @@ impl KeySet {
             verifying.insert(k.kid.clone(), decoding_key(k)?);
             published.push(k.public_jwk.clone());
             if k.state == KeyState::Active {
-                signing = Some((k.kid.clone(), encoding_key(k)));
+                signing = Some((k.kid.clone(), Signer::from_stored(k)?));
             }
         }
-        let (signing_kid, signing) =
+        let (signing_kid, signer) =
             signing.ok_or_else(|| anyhow::anyhow!("no active {} signing key", alg.as_str()))?;
         let jwks = serde_json::to_vec(&json!({ "keys": published }))?;
         Ok(Self {
             signing_kid,
-            signing,
+            signer,
             verifying,
             jwks: jwks.into(),
         })
@@ -238,7 +294,7 @@ impl KeySet {
         verifying.insert(kid.clone(), DecodingKey::from_secret(secret));
         Self {
             signing_kid: kid,
-            signing: EncodingKey::from_secret(secret),
+            signer: Signer::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
             verifying,
             jwks: serde_json::to_vec(&json!({"keys": []}))
                 .expect("static json")

@@ -88,7 +88,14 @@ async fn enable(app: &TestApp, at: &str) -> (Vec<u8>, u64, Vec<String>) {
         .collect();
     assert_eq!(codes.len(), 10);
     for c in &codes {
-        assert_eq!(c.len(), 19, "four groups of four: {c}");
+        // Six groups of four from a 31-character alphabet: about 119 bits (ASVS 6.5.2).
+        assert_eq!(c.len(), 29, "six groups of four: {c}");
+        assert!(
+            c.split('-').all(|g| g.len() == 4
+                && g.chars()
+                    .all(|ch| "abcdefghjkmnpqrstuvwxyz23456789".contains(ch))),
+            "{c}"
+        );
     }
     (secret, step, codes)
 }
