@@ -411,16 +411,18 @@ impl Store for $store {
         // connection) is left to the rotation. A read never sees less than what was
         // committed before it began, and a rotation that commits after it loses nothing:
         // `rotate_session` is a compare-and-swap, and its loser re-reads.
-        let sql = format!(
-            "SELECT s.id, s.user_id, s.generation, s.remember_me, s.created_at, s.last_used_at, \
-               s.rotated_at, s.refresh_expires_at, s.absolute_expires_at, s.revoked_at, s.ip, \
-               s.user_agent, u.id AS u_id, u.email AS u_email, u.username AS u_username, \
-               u.full_name AS u_full_name, u.tier AS u_tier, u.is_active AS u_is_active, \
-               u.is_verified AS u_is_verified, u.mfa_enabled AS u_mfa_enabled, \
-               u.is_bootstrap AS u_is_bootstrap, u.created_at AS u_created_at, \
-               u.last_login_at AS u_last_login_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
-        );
+        // The columns of `SESSION_COLS` and `USER_COLS`, the user's aliased `u_*`.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let cols = |list: &str, f: &dyn Fn(&str) -> String| {
+                list.split(',').map(|c| f(c.trim())).collect::<Vec<_>>().join(", ")
+            };
+            format!(
+                "SELECT {}, {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+                cols(SESSION_COLS, &|c| format!("s.{c}")),
+                cols(USER_COLS, &|c| format!("u.{c} AS u_{c}")),
+            )
+        });
+        let sql: &str = &SQL;
         let row = sqlx::query(&q(&sql))
             .bind(id.to_string())
             .fetch_optional(&self.read)
