@@ -1,7 +1,11 @@
-//! Password hashing: Argon2id on tokio's blocking pool, behind a semaphore.
+//! Password hashing: Argon2id on threads of its own, behind a semaphore.
 //!
 //! The semaphore bounds how many hashes run at once (default: cores − 1), so a flood of
-//! logins queues here instead of taking every core from token checks. Unknown users are
+//! logins queues here instead of taking every core from token checks. The hashes run on
+//! one dedicated thread per permit, at a lower scheduling priority than the rest of the
+//! process (nice +10 on Linux): when a hash and a token check want the same core, the
+//! kernel gives it to the token check, which needs microseconds, and the hash, which
+//! needs tens of milliseconds anyway, barely notices. Unknown users are
 //! verified against a dummy hash made with the same parameters, so the time of a login
 //! does not tell whether the account exists.
 //!
@@ -16,9 +20,16 @@
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::Semaphore;
+
+/// How much lower than the rest of the process the hashing threads run (nice steps).
+const HASH_NICENESS: i32 = 10;
+
+/// Work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Clone)]
 pub struct Hasher {
@@ -31,6 +42,8 @@ pub struct Hasher {
     dummy: Arc<str>,
     /// Hashes waiting for a permit (a metric).
     queue: prometheus::IntGauge,
+    /// The hashing threads' queue; they stop when the last `Hasher` clone is dropped.
+    jobs: mpsc::Sender<Job>,
 }
 
 /// The outcome of a verification.
@@ -52,13 +65,15 @@ impl Hasher {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy = hash_with(&params, "tradeauth dummy password", &mut Vec::new())?;
+        let concurrency = concurrency.max(1);
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
             memory: Arc::new(Mutex::new(Vec::new())),
             used: Arc::new(AtomicBool::new(false)),
             dummy: dummy.into(),
             queue,
+            jobs: start_threads(concurrency)?,
         })
     }
 
@@ -82,38 +97,50 @@ impl Hasher {
         self.memory.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    async fn permit(&self) -> anyhow::Result<tokio::sync::SemaphorePermit<'_>> {
+    async fn permit(&self) -> anyhow::Result<tokio::sync::OwnedSemaphorePermit> {
         self.queue.inc();
-        let permit = self.permits.acquire().await;
+        let permit = self.permits.clone().acquire_owned().await;
         self.queue.dec();
         Ok(permit?)
     }
 
-    /// Runs `f` on the blocking pool with a work area, which is kept for the next hash
-    /// when it has the configured size.
+    /// Runs `f` on a hashing thread with a work area, which is kept for the next hash
+    /// when it has the configured size. The permit is held until `f` returns, even when
+    /// the caller stops waiting, so no more hashes than permits ever run.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permit().await?;
+        let permit = self.permit().await?;
         self.used.store(true, Ordering::Relaxed);
         let memory = self.memory.clone();
         let blocks = self.params.block_count();
-        tokio::task::spawn_blocking(move || {
-            let mut work = memory
-                .lock()
-                .map_err(|_| anyhow::anyhow!("hash memory lock poisoned"))?
-                .pop()
-                .unwrap_or_default();
-            let result = f(&mut work);
-            if work.len() == blocks {
-                if let Ok(mut free) = memory.lock() {
-                    free.push(work);
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut work = memory
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("hash memory lock poisoned"))?
+                    .pop()
+                    .unwrap_or_default();
+                let result = f(&mut work);
+                if work.len() == blocks {
+                    if let Ok(mut free) = memory.lock() {
+                        free.push(work);
+                    }
                 }
-            }
-            result
-        })
-        .await?
+                result
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("password hash panicked")));
+            drop(permit);
+            let _ = done.send(result);
+        };
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| anyhow::anyhow!("password-hash threads stopped"))?;
+        result
+            .await
+            .map_err(|_| anyhow::anyhow!("password-hash thread stopped"))?
     }
 
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
@@ -157,6 +184,48 @@ impl Hasher {
         .await
     }
 }
+
+/// Starts `n` hashing threads at a lower priority, taking jobs from one queue.
+fn start_threads(n: usize) -> anyhow::Result<mpsc::Sender<Job>> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..n {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("tradeauth-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    // The lock is released before the job runs.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // every Hasher is gone
+                    }
+                }
+            })?;
+    }
+    Ok(jobs)
+}
+
+/// Lowers the calling thread's scheduling priority by [`HASH_NICENESS`] (Linux nice
+/// values are per thread). Any process may lower its own priority, so this fails only
+/// under an unusual sandbox; hashing then runs at normal priority.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let me = Some(rustix::thread::gettid());
+    let nice = getpriority_process(me).unwrap_or(0);
+    if let Err(e) = setpriority_process(me, (nice + HASH_NICENESS).min(19)) {
+        tracing::warn!(error = %e, "could not lower the priority of a password-hash thread");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Argon2 of `password` into `len` output bytes, in `work` (grown to the size `params`
 /// need; its old contents do not matter).
@@ -316,5 +385,64 @@ mod tests {
             !h.verify(&pw, None).await.unwrap().ok,
             "unknown user never matches"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_at_a_lower_priority_than_the_rest_of_the_process() {
+        use rustix::process::getpriority_process;
+        let h = hasher(1);
+        let here = getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let there = h
+            .run(|_| Ok(getpriority_process(Some(rustix::thread::gettid()))?))
+            .await
+            .unwrap();
+        assert_eq!(there, (here + HASH_NICENESS).min(19), "nice here {here}");
+        // The caller's own thread keeps its priority.
+        assert_eq!(
+            getpriority_process(Some(rustix::thread::gettid())).unwrap(),
+            here
+        );
+    }
+
+    #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_permits_even_when_callers_give_up() {
+        use std::sync::atomic::AtomicUsize;
+        use std::time::Duration;
+        let h = hasher(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let job = |running: Arc<AtomicUsize>, most: Arc<AtomicUsize>| {
+            move |_: &mut Vec<Block>| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        // Callers that stop waiting at once (a client that hung up), then ones that wait.
+        for _ in 0..4 {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(1),
+                h.run(job(running.clone(), most.clone())),
+            )
+            .await;
+        }
+        let waiting = (0..6).map(|_| h.run(job(running.clone(), most.clone())));
+        for r in futures::future::join_all(waiting).await {
+            r.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2, "at most 2 hashes at once");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_is_an_error_and_the_threads_keep_working() {
+        let h = hasher(1);
+        let failed = h.run(|_| -> anyhow::Result<()> { panic!("boom") }).await;
+        assert!(failed.is_err());
+        let pw = SecretString::from("a password".to_string());
+        let stored = h.hash(&pw).await.unwrap();
+        assert!(h.verify(&pw, Some(&stored)).await.unwrap().ok);
     }
 }
