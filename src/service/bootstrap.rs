@@ -28,7 +28,7 @@ impl Service {
                         "ADMIN_EMAIL {email} belongs to an existing user that is not the bootstrap admin"
                     );
                 }
-                let user = self
+                let created = self
                     .create_account(
                         NewAccount {
                             email: email.to_string(),
@@ -41,8 +41,16 @@ impl Service {
                         true,
                         false,
                     )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
+                    .await;
+                let user = match created {
+                    Ok(user) => user,
+                    // An instance starting at the same moment created it first.
+                    Err(_) if self.store.bootstrap_user().await?.is_some() => {
+                        tracing::info!("bootstrap admin created by another instance");
+                        return Ok(());
+                    }
+                    Err(e) => anyhow::bail!("creating the bootstrap admin: {e}"),
+                };
                 tracing::info!(user_id = %user.id, "bootstrap admin created");
                 self.audit(
                     "admin.bootstrap",

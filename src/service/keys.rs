@@ -40,7 +40,16 @@ async fn ensure_keys(config: &Config, store: &DynStore) -> anyhow::Result<Vec<St
         changes.push(generate(alg, KeyState::Standby, now)?);
     }
     if !changes.is_empty() {
-        store.save_signing_keys(&changes).await?;
+        if let Err(e) = store.save_signing_keys(&changes).await {
+            // The store holds one active and one standby key per algorithm: an instance
+            // starting at the same moment saved its pair first. Use that one.
+            let keys = store.signing_keys().await?;
+            let live = |state| keys.iter().any(|k| k.alg == alg && k.state == state);
+            if live(KeyState::Active) && live(KeyState::Standby) {
+                return Ok(keys);
+            }
+            return Err(e.into());
+        }
     }
     Ok(store.signing_keys().await?)
 }

@@ -23,16 +23,19 @@ pub struct SqliteStore {
     write: SqlitePool,
 }
 
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included: another writer held
+/// the file past the busy timeout, or (opening a new file) was setting it up.
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db
+        .code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6)))
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
-        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included: another writer
-        // held the file past the busy timeout. The caller may retry.
-        sqlx::Error::Database(db)
-            if db
-                .code()
-                .and_then(|c| c.parse::<i64>().ok())
-                .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
-        {
+        // The caller may retry.
+        sqlx::Error::Database(db) if is_busy(&e) => {
             StoreError::Unavailable(db.message().to_string())
         }
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -61,12 +64,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.clone())
-            .await?;
-        MIGRATOR.run(&write).await?;
+        let write = open_writer(&opts).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
@@ -78,6 +76,47 @@ impl SqliteStore {
     /// Runs the migrations only (`tradeauth migrate`).
     pub async fn migrate(path: &str) -> anyhow::Result<()> {
         Self::open(path).await.map(|_| ())
+    }
+}
+
+/// The writer pool, with the migrations run. Processes opening a new file at the same
+/// moment contend for it: setting up WAL can fail at once with SQLITE_BUSY, and since
+/// sqlx takes no lock for SQLite migrations, two processes can both try one and the
+/// second fails ("table users already exists"). Each migration is one transaction, so
+/// such a failure leaves nothing behind: the loser tries again, for up to 5 s, and then
+/// finds the file set up by the other. Only these failures are retried: a database
+/// migrated by a newer version, say, is reported at once.
+async fn open_writer(opts: &SqliteConnectOptions) -> anyhow::Result<SqlitePool> {
+    use sqlx::migrate::MigrateError;
+    let mut attempt = 0;
+    loop {
+        let result = match SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await
+        {
+            Ok(pool) => MIGRATOR.run(&pool).await.map(|()| pool).map_err(|e| {
+                let contended = matches!(
+                    e,
+                    MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
+                );
+                (anyhow::Error::from(e), contended)
+            }),
+            Err(e) => {
+                let contended = is_busy(&e);
+                Err((e.into(), contended))
+            }
+        };
+        match result {
+            Ok(pool) => return Ok(pool),
+            Err((e, true)) if attempt < 50 => {
+                tracing::debug!(error = %e, "database file busy; another process may be setting it up");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }
 

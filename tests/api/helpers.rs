@@ -128,7 +128,7 @@ pub async fn pg_schema_url() -> String {
 }
 
 /// The suite's backend: SQLite by default, PostgreSQL with `TRADEAUTH_TEST_DATABASE=postgres`.
-async fn database_url(dir: &TempDir) -> String {
+pub async fn database_url(dir: &TempDir) -> String {
     if std::env::var("TRADEAUTH_TEST_DATABASE").as_deref() != Ok("postgres") {
         return format!("sqlite://{}", dir.path().join("tradeauth.db").display());
     }
