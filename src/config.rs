@@ -478,6 +478,11 @@ impl Sources {
                 "expected log, file:DIR, smtp://[user:pass@]host:port or smtps://...",
             ));
         }
+        if mailer.starts_with("smtp") {
+            crate::mail::check_smtp_url(&mailer).map_err(|e| self.err("mailer", e))?;
+        }
+        let mail_from = self.string("mail_from", "tradeauth <no-reply@localhost>");
+        crate::mail::check_mailbox(&mail_from).map_err(|e| self.err("mail_from", e))?;
         let trusted_proxies = {
             let raw = self.string("trusted_proxies", "");
             let mut nets = Vec::new();
@@ -564,7 +569,7 @@ impl Sources {
             mailer: SecretString::from(mailer),
             verification_ttl: self.duration("verification_ttl", Duration::from_secs(DAY))?,
             reset_ttl: self.duration("reset_ttl", Duration::from_secs(3600))?,
-            mail_from: self.string("mail_from", "tradeauth <no-reply@localhost>"),
+            mail_from,
             trusted_proxies,
             log_format,
             admin_email,

@@ -7,7 +7,8 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use lettre::message::{header::ContentType, Mailbox, Message};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
@@ -35,7 +36,20 @@ fn message(from: &Mailbox, mail: &Mail) -> anyhow::Result<Message> {
         .to(mail.to.parse().context("recipient address")?)
         .subject(&mail.subject)
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.body.clone())?)
+        .body(body(&mail.body))?)
+}
+
+/// The body, as 7bit when it can be (ASCII, lines within SMTP's 998 octets), so a link
+/// in it stays whole in the raw mail. Left to choose, lettre takes quoted-printable for
+/// any line of 76 characters or more, which wraps the link and writes its `=` as `=3D`:
+/// a reader that searches the raw mail, or a client that shows it, would not find it.
+fn body(text: &str) -> Body {
+    let crlf = text.replace('\r', "").replace('\n', "\r\n");
+    if crlf.is_ascii() && !crlf.contains('\0') && crlf.split("\r\n").all(|l| l.len() <= 998) {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text.to_string())
+    }
 }
 
 /// Development: the whole mail, link included, goes to the log (the one deliberate
@@ -83,10 +97,10 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     pub fn new(url: &str, from: Mailbox) -> anyhow::Result<Self> {
-        let parsed = url::Url::parse(url).context("TRADEAUTH_MAILER is not a valid URL")?;
+        let parsed = url::Url::parse(url).context("not a valid URL")?;
         let host = parsed
             .host_str()
-            .context("TRADEAUTH_MAILER needs a host")?
+            .context("an SMTP URL needs a host")?
             .to_string();
         let tls_required = parsed
             .query_pairs()
@@ -98,7 +112,7 @@ impl SmtpMailer {
                 .port(parsed.port().unwrap_or(587)),
             ("smtp", false) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
                 .port(parsed.port().unwrap_or(25)),
-            (other, _) => anyhow::bail!("TRADEAUTH_MAILER: unknown scheme {other}"),
+            (other, _) => anyhow::bail!("unknown scheme {other}"),
         };
         if !parsed.username().is_empty() {
             let user = urlencoding::decode(parsed.username())?.to_string();
@@ -116,6 +130,22 @@ impl Mailer for SmtpMailer {
         self.transport.send(message(&self.from, mail)?).await?;
         Ok(())
     }
+}
+
+/// Whether `url` is an SMTP URL the mailer can use (checked with the rest of the config,
+/// so `config check` catches what `serve` would refuse).
+pub fn check_smtp_url(url: &str) -> Result<(), String> {
+    let from: Mailbox = "check <check@localhost>".parse().map_err(|_| "mailbox")?;
+    SmtpMailer::new(url, from)
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Whether `from` is a mailbox (`name <addr@domain>` or `addr@domain`).
+pub fn check_mailbox(from: &str) -> Result<(), String> {
+    from.parse::<Mailbox>()
+        .map(|_| ())
+        .map_err(|_| format!("{from:?} is not a mailbox (name <address@domain>)"))
 }
 
 /// The mailer `TRADEAUTH_MAILER` names.

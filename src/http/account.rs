@@ -144,8 +144,8 @@ pub(crate) async fn disable_totp(
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<DisableBody>,
 ) -> ApiResult<StatusCode> {
-    let code = Error::required(body.code, "code")?;
     let password = SecretString::from(body.password.unwrap_or_default());
+    let code = body.code.unwrap_or_default();
     state
         .service
         .disable_totp(&caller, password, &code, &ctx)

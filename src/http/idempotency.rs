@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on `POST /auth/register` and `POST /admin/users` (seed 001): the same
 //! key and body within 24 h replays the first response; the same key with another body is
-//! 409 `idempotency_conflict`. Only successful responses are kept. A second request arriving while the first still runs waits
-//! for its response (up to 10 s) rather than running twice.
+//! 409 `idempotency_conflict`. Only successful responses are kept. A second request
+//! arriving while the first still runs waits for its response (up to 10 s) rather than
+//! running twice, and a request whose client hung up still runs to its end and is kept.
 //!
 //! Keys are scoped by path and by the caller (the user behind an access token, or the API
 //! key presented), so one admin's key never replays a response to somebody else.
@@ -18,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ring::digest::{digest, SHA256};
 use std::time::Duration;
+use tracing::Instrument;
 
 const ROUTES: &[&str] = &["/api/v1/auth/register", "/api/v1/admin/users"];
 
@@ -112,14 +114,36 @@ pub async fn replay_idempotent(
         }
     }
 
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    // The request runs to its end, and its outcome is recorded, even when the client
+    // hangs up meanwhile: the client's retry then gets the response it missed, which is
+    // what the key is for. Dropped with the connection instead, the claim would stay "in
+    // flight" and every retry would end in 409.
+    let run = tokio::spawn({
+        let (store, store_key) = (store.clone(), store_key.clone());
+        async move {
+            let res = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            record(&store, &store_key, res).await
+        }
+        .in_current_span()
+    });
+    match run.await {
+        Ok(res) => res,
+        // The handler panicked: nothing to replay.
+        Err(e) => {
+            let _ = store.idempotency_abandon(&store_key).await;
+            ApiError(Error::Internal(format!("request handler failed: {e}"))).into_response()
+        }
+    }
+}
+
+/// Remembers a success for replay. A refusal is not remembered: it changed nothing, and
+/// retrying gives the same refusal (or succeeds once the cause is gone).
+async fn record(store: &crate::store::DynStore, store_key: &str, res: Response) -> Response {
     let status = res.status();
-    // Only a success is remembered: a refused request changed nothing, and retrying it
-    // gives the same refusal (or succeeds once the cause is gone).
     if !status.is_success() {
-        let _ = store.idempotency_abandon(&store_key).await;
+        let _ = store.idempotency_abandon(store_key).await;
         return res;
     }
     let (parts, body) = res.into_parts();
@@ -128,7 +152,7 @@ pub async fn replay_idempotent(
         .unwrap_or_default();
     let stored = String::from_utf8_lossy(&body);
     if let Err(e) = store
-        .idempotency_finish(&store_key, status.as_u16(), &stored)
+        .idempotency_finish(store_key, status.as_u16(), &stored)
         .await
     {
         tracing::warn!(error = %e, "could not record an idempotent response");

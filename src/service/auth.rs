@@ -76,15 +76,6 @@ fn collect<T>(
     }
 }
 
-fn validation(details: BTreeMap<String, String>) -> Error {
-    let message = details
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Error::Validation { message, details }
-}
-
 impl Service {
     fn check_policy(
         &self,
@@ -128,10 +119,10 @@ impl Service {
             details.insert("password".into(), "password is required".into());
         }
         let Some(email) = email else {
-            return Err(validation(details));
+            return Err(Error::fields(details));
         };
         if !details.is_empty() {
-            return Err(validation(details));
+            return Err(Error::fields(details));
         }
         let explicit = username.is_some();
         let base = username.unwrap_or_else(|| Username::derive_from(&email));
@@ -206,7 +197,7 @@ impl Service {
             details.insert("password".into(), "password is required".into());
         }
         if !details.is_empty() {
-            return Err(validation(details));
+            return Err(Error::fields(details));
         }
         let user = self.store.user_by_login(ident).await?;
         let user_key = user.as_ref().map(|u| u.id.to_string());
@@ -599,7 +590,7 @@ impl Service {
             None => None,
         };
         if !details.is_empty() {
-            return Err(validation(details));
+            return Err(Error::fields(details));
         }
         let changed: Vec<&str> = [
             username.as_ref().map(|_| "username"),
@@ -652,7 +643,7 @@ impl Service {
             details.insert("new_password".into(), "new_password is required".into());
         }
         if !details.is_empty() {
-            return Err(validation(details));
+            return Err(Error::fields(details));
         }
         let user = self.me(caller).await?;
         let stored = self.store.password_hash(user.id).await?;

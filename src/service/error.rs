@@ -188,6 +188,16 @@ impl Error {
             .ok_or_else(|| Error::field(field, format!("{field} is required")))
     }
 
+    /// A 400 for several fields, one message naming each.
+    pub fn fields(details: std::collections::BTreeMap<String, String>) -> Self {
+        let message = details
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Error::Validation { message, details }
+    }
+
     /// A 400 for one field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();

@@ -5,8 +5,9 @@
 use super::{Caller, Error, RequestContext, Result, Service};
 use crate::domain::User;
 use ring::digest::{digest, SHA256};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
@@ -132,6 +133,16 @@ impl Service {
         ctx: &RequestContext,
     ) -> Result<()> {
         caller.require_session()?;
+        let mut details = BTreeMap::new();
+        if password.expose_secret().is_empty() {
+            details.insert("password".into(), "password is required".into());
+        }
+        if code.is_empty() {
+            details.insert("code".into(), "code is required".into());
+        }
+        if !details.is_empty() {
+            return Err(Error::fields(details));
+        }
         let user = self.me(caller).await?;
         let stored = self.store.password_hash(user.id).await?;
         if !self.hasher.verify(&password, stored.as_deref()).await?.ok {

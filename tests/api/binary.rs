@@ -220,6 +220,21 @@ async fn config_check_masks_secrets_and_bad_values_name_the_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("acess_ttl"));
+    // Mail settings are checked with the rest, not first when a mail goes out. The
+    // message names the key and never echoes the SMTP password.
+    for (var, value) in [
+        ("TRADEAUTH_MAILER", "smtp://user:s3cret-pw@/"),
+        ("TRADEAUTH_MAIL_FROM", "not a mailbox"),
+    ] {
+        let out = bin()
+            .args(["config", "check"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var) && !err.contains("s3cret"), "{err}");
+    }
     let out = bin()
         .arg("migrate")
         .env("TRADEAUTH_DATABASE_URL", "mysql://db/x")

@@ -291,3 +291,50 @@ async fn api_key_writes_count_against_their_owner() {
     write().await.assert(403, Some("api_key_not_allowed"));
     write().await.assert(429, Some("rate_limited"));
 }
+
+/// A client that hangs up before the answer (a dropped connection) retries with the same
+/// key and gets the response it missed, not a 409 or a second account.
+#[tokio::test]
+async fn a_retry_after_a_dropped_connection_gets_the_missed_response() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let body = json!({"email": "hangup@example.com", "password": PASSWORD}).to_string();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /api/v1/auth/register HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         idempotency-key: hangup-1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    // Gone while the password is hashed: time for the server to start on the request,
+    // not to finish it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    drop(conn);
+
+    let retry = || async {
+        into_resp(
+            app.client
+                .post(app.url("/api/v1/auth/register"))
+                .header("idempotency-key", "hangup-1")
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    // A replay of the first request's response; or, when the server saw the hang-up
+    // before it started on the request, the request's first run.
+    let first = retry().await;
+    first.assert(201, None);
+    let again = retry().await;
+    again.assert(201, None);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.body["user"]["id"], first.body["user"]["id"]);
+    app.login("hangup@example.com", PASSWORD)
+        .await
+        .assert(200, None);
+}

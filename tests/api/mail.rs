@@ -15,15 +15,8 @@ pub fn mails(dir: &Path) -> Vec<String> {
     files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     files
         .iter()
-        .map(|p| decode(&std::fs::read_to_string(p).unwrap()))
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect()
-}
-
-/// Undoes quoted-printable soft breaks and `=3D`, so links can be read back.
-fn decode(raw: &str) -> String {
-    raw.replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=")
 }
 
 /// Waits for the `n`-th mail to arrive.
@@ -38,16 +31,23 @@ pub async fn wait_for_mail(dir: &Path, n: usize) -> String {
     panic!("mail {n} never arrived in {}", dir.display());
 }
 
-/// The token of the link `{base}/{path}?token=...` in a mail.
+/// The token of the link `{base}/{path}?token=...` in a raw mail, where it must stand
+/// whole on one line (a mail client shows it as it is, and a reader may grep for it).
 pub fn link_token(mail: &str, base: &str, path: &str) -> String {
     let prefix = format!("{base}/{path}?token=");
     let at = mail
         .find(&prefix)
         .unwrap_or_else(|| panic!("no {prefix} link in:\n{mail}"));
-    mail[at + prefix.len()..]
+    let token: String = mail[at + prefix.len()..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+        .collect();
+    let rest = &mail[at + prefix.len() + token.len()..];
+    assert!(
+        token.len() >= 40 && (rest.starts_with("\r\n") || rest.starts_with('\n')),
+        "the link is not whole on its line:\n{mail}"
+    );
+    token
 }
 
 const PUBLIC: &str = "https://auth.example.test";

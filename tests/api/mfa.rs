@@ -153,6 +153,20 @@ async fn totp_login_replay_recovery_codes_and_disable() {
 
     // Disable needs the password and a code.
     let at = access(&ok.body);
+    let r = app
+        .post_auth(
+            "/api/v1/auth/mfa/totp/disable",
+            &at,
+            Some(json!({"code": recovery[1]})),
+        )
+        .await;
+    r.assert(400, Some("validation_error"));
+    assert!(r.body["details"]["password"].is_string(), "{}", r.body);
+    let r = app
+        .post_auth("/api/v1/auth/mfa/totp/disable", &at, Some(json!({})))
+        .await;
+    r.assert(400, Some("validation_error"));
+    assert!(r.body["details"]["code"].is_string(), "{}", r.body);
     app.post_auth(
         "/api/v1/auth/mfa/totp/disable",
         &at,
