@@ -91,7 +91,7 @@ pub async fn replay_idempotent(
                     request_hash: h, ..
                 },
             ) if h != request_hash => {
-                return ApiError(Error::IdempotencyConflict).into_response();
+                return ApiError(Error::IdempotencyConflict { in_flight: false }).into_response();
             }
             Ok(IdempotencyState::Done { status, body, .. }) => {
                 let mut res =
@@ -109,7 +109,7 @@ pub async fn replay_idempotent(
                 waited += Duration::from_millis(50);
             }
             Ok(IdempotencyState::InFlight { .. }) => {
-                return ApiError(Error::IdempotencyConflict).into_response();
+                return ApiError(Error::IdempotencyConflict { in_flight: true }).into_response();
             }
         }
     }

@@ -53,8 +53,8 @@ pub enum Error {
     EmailExists,
     #[error("this username is taken")]
     UsernameExists,
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyConflict,
+    #[error("{}", if *in_flight { "a request with this Idempotency-Key is still running; retry later" } else { "this Idempotency-Key was used with a different request" })]
+    IdempotencyConflict { in_flight: bool },
     #[error("TOTP is already enabled")]
     MfaAlreadyEnabled,
     #[error("the request body is too large")]
@@ -105,7 +105,7 @@ impl Error {
             | IpNotAllowed => 403,
             NotFound(_) => 404,
             MethodNotAllowed => 405,
-            EmailExists | UsernameExists | IdempotencyConflict | MfaAlreadyEnabled => 409,
+            EmailExists | UsernameExists | IdempotencyConflict { .. } | MfaAlreadyEnabled => 409,
             PayloadTooLarge => 413,
             WeakPassword { .. } | TierNotAllowed(_) | LastAdmin => 422,
             AccountLocked { .. } => 423,
@@ -141,7 +141,7 @@ impl Error {
             MethodNotAllowed => "method_not_allowed",
             EmailExists => "email_exists",
             UsernameExists => "username_exists",
-            IdempotencyConflict => "idempotency_conflict",
+            IdempotencyConflict { .. } => "idempotency_conflict",
             MfaAlreadyEnabled => "mfa_already_enabled",
             PayloadTooLarge => "payload_too_large",
             WeakPassword { .. } => "weak_password",
