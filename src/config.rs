@@ -467,6 +467,18 @@ impl Sources {
                 _ => None,
             }
         })?;
+        let listen = self.string("listen", "127.0.0.1:8080");
+        // host:port, the host an address or a name ([v6] in brackets), the port a number;
+        // whether it can be bound is for the start to find out.
+        let listen_ok = listen
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !listen_ok {
+            return Err(self.err(
+                "listen",
+                format!("expected host:port (e.g. 127.0.0.1:8080), got {listen:?}"),
+            ));
+        }
         let mailer = self.string("mailer", "log");
         if !(mailer == "log"
             || mailer.starts_with("file:")
@@ -537,7 +549,7 @@ impl Sources {
             .map(|n| n.get().saturating_sub(1).max(1))
             .unwrap_or(1);
         let cfg = Config {
-            listen: self.string("listen", "127.0.0.1:8080"),
+            listen,
             database_url,
             redis_url,
             redis_prefix: self.string("redis_prefix", "tradeauth:"),

@@ -222,9 +222,23 @@ async fn config_check_masks_secrets_and_bad_values_name_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("acess_ttl"));
     // Mail settings are checked with the rest, not first when a mail goes out. The
     // message names the key and never echoes the SMTP password.
+    for url in [
+        "smtp://user:pw@mail.example:587",
+        "smtps://mail.example",
+        "smtp://localhost:25?tls=required",
+    ] {
+        let out = bin()
+            .args(["config", "check"])
+            .env("TRADEAUTH_MAILER", url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{url}: {out:?}");
+    }
     for (var, value) in [
         ("TRADEAUTH_MAILER", "smtp://user:s3cret-pw@/"),
         ("TRADEAUTH_MAIL_FROM", "not a mailbox"),
+        ("TRADEAUTH_LISTEN", "notanaddr"),
+        ("TRADEAUTH_LISTEN", "127.0.0.1:99999"),
     ] {
         let out = bin()
             .args(["config", "check"])
