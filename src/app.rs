@@ -91,6 +91,11 @@ impl Application {
         // Upgraded connections are not waited for by the server: give every WebSocket
         // the moment it needs to send its 1001 before the runtime goes away.
         sockets.wait_closed(Duration::from_secs(5)).await;
+        // Mails for requests already answered (a verification link, a reset link).
+        let unsent = self.service.outbox.drain(Duration::from_secs(10)).await;
+        if unsent > 0 {
+            tracing::warn!(unsent, "stopping with mails not yet sent");
+        }
         background.abort();
         tracing::info!("tradeauth stopped");
         Ok(result?)

@@ -209,26 +209,45 @@ pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Mai
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Mail>,
+    /// Mails queued or being delivered, for [`Outbox::drain`] at shutdown.
+    pending: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Outbox {
     /// Starts the sender: each mail is tried up to 4 times, 1 s, 2 s and 4 s apart.
     pub fn start(mailer: Arc<dyn Mailer>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Mail>(1024);
+        let pending = Arc::new(tokio::sync::watch::Sender::new(0usize));
+        let done = pending.clone();
         tokio::spawn(async move {
             while let Some(mail) = rx.recv().await {
-                let mailer = mailer.clone();
-                tokio::spawn(async move { deliver(mailer.as_ref(), &mail).await });
+                let (mailer, done) = (mailer.clone(), done.clone());
+                tokio::spawn(async move {
+                    deliver(mailer.as_ref(), &mail).await;
+                    done.send_modify(|n| *n = n.saturating_sub(1));
+                });
             }
         });
-        Self { tx }
+        Self { tx, pending }
     }
 
     /// Queues a mail; a full queue drops it (logged), it never blocks a request.
     pub fn send(&self, mail: Mail) {
+        self.pending.send_modify(|n| *n += 1);
         if let Err(e) = self.tx.try_send(mail) {
+            self.pending.send_modify(|n| *n = n.saturating_sub(1));
             tracing::error!(error = %e, "mail queue full or closed; mail dropped");
         }
+    }
+
+    /// Waits, for at most `limit`, until every queued mail was delivered or given up on
+    /// (a stopping instance, so a request answered just before SIGTERM still gets its
+    /// mail). Returns how many were still pending.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let mut rx = self.pending.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
+        let left = *self.pending.borrow();
+        left
     }
 }
 

@@ -406,3 +406,61 @@ async fn sigterm_closes_websockets_with_1001_and_exits_zero() {
         .unwrap();
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
 }
+
+/// Mails for requests answered around SIGTERM (in flight when it came, finished by the
+/// graceful shutdown) still go out before the process exits.
+#[tokio::test]
+async fn sigterm_sends_the_mails_of_answered_requests_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("mail");
+    let mailer = format!("file:{}", outbox.display());
+    let mut server = serve(
+        &dir.path().join("t.db"),
+        &[("TRADEAUTH_MAILER", mailer.as_str())],
+    );
+    let c = reqwest::Client::new();
+    let url = format!("{}/api/v1/auth/register", server.base);
+    let registrations = (0..3).map(|i| {
+        let body =
+            json!({"email": format!("late{i}@example.com"), "password": "Late-Mail-Pw-8812"});
+        let req = c.post(&url).json(&body);
+        tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    });
+    let registrations: Vec<_> = registrations.collect();
+    // While the passwords are being hashed (one at a time on this build's defaults).
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    // A request the server had accepted is finished; one still connecting is refused.
+    let mut answered = 0;
+    for r in registrations {
+        match r.await.unwrap() {
+            Ok(status) => {
+                assert_eq!(status, 201);
+                answered += 1;
+            }
+            Err(e) => assert!(e.is_connect() || e.is_request(), "{e:?}"),
+        }
+    }
+    assert!(
+        answered > 0,
+        "no registration reached the server before SIGTERM"
+    );
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    let mails = std::fs::read_dir(&outbox)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        mails, answered,
+        "one verification mail per answered registration"
+    );
+}
