@@ -1,6 +1,12 @@
 //! Lockout rules (seed 002): `threshold` failed logins within `window` lock the account for
 //! `duration`. The counter lives in the store (it must be durable and exact under
 //! concurrency); this module only names the keys and reads the counter's state.
+//!
+//! An attempt is reserved before its password is evaluated, so however many guesses
+//! arrive at once, no more than the failures still allowed are evaluated together: with
+//! `f` failures counted, at most `threshold − f` attempts are in flight. An attempt beyond
+//! that is neither refused nor evaluated: it waits for one in flight to end, since a
+//! correct password must never be locked out by other correct ones arriving with it.
 
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
@@ -42,14 +48,21 @@ pub fn counter_key(
     }
 }
 
-/// The state of a counter after an attempt was reserved against it.
+/// The state of a counter after an attempt asked to be reserved against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptSlot {
-    /// The attempt may evaluate the password; `failures` counts it already.
-    Allowed { failures: u32 },
+    /// The attempt is reserved and may evaluate the password.
+    Allowed,
     /// The counter is locked until the given time; no password is evaluated.
     Locked { until: DateTime<Utc> },
+    /// As many attempts are in flight as failures are still allowed: ask again once one
+    /// of them has ended.
+    Busy,
 }
+
+/// In-flight reservations older than this are taken as abandoned (a process that died
+/// mid-attempt), so they cannot hold an account's logins back for longer.
+pub const RESERVATION_TTL: chrono::Duration = chrono::Duration::seconds(30);
 
 #[cfg(test)]
 mod tests {

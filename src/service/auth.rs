@@ -50,8 +50,6 @@ pub struct Issued {
 /// A failed login attempt, already counted against `key`.
 struct Failure<'a> {
     key: &'a str,
-    /// The failure count including this attempt.
-    count: u32,
     user: Option<UserId>,
     now: DateTime<Utc>,
 }
@@ -202,31 +200,30 @@ impl Service {
         let user = self.store.user_by_login(ident).await?;
         let user_key = user.as_ref().map(|u| u.id.to_string());
         let key = counter_key(self.lockout_scope(), user_key.as_deref(), ident, ctx.ip);
-        let now = Utc::now();
         let policy = self.lockout_policy();
-        // The attempt is counted before the password is evaluated, so however many guesses
-        // arrive at once, at most `threshold` of them ever reach the hash.
-        let failures = match self.store.reserve_attempt(&key, now, &policy).await? {
-            AttemptSlot::Locked { until } => {
-                let uid = user.as_ref().map(|u| u.id);
-                self.audit(
-                    "login.failed",
-                    uid,
-                    None,
-                    Some(ctx),
-                    json!({"reason": "account_locked"}),
-                )
-                .await;
-                self.metrics.login("account_locked");
-                return Err(Error::AccountLocked {
-                    locked_until: until,
-                });
+        // The attempt is reserved before the password is evaluated, so however many
+        // guesses arrive at once, no more reach the hash than failures are still allowed.
+        // One beyond that waits for an attempt in flight to end (`domain::lockout`).
+        let waiting = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(5);
+        let now = loop {
+            let now = Utc::now();
+            match self.store.reserve_attempt(&key, now, &policy).await? {
+                AttemptSlot::Allowed => break now,
+                AttemptSlot::Locked { until } => {
+                    return Err(self.refused_locked(&user, until, ctx).await)
+                }
+                AttemptSlot::Busy if waiting.elapsed() < std::time::Duration::from_secs(10) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                AttemptSlot::Busy => {
+                    self.metrics.login("rate_limited");
+                    return Err(Error::RateLimited { retry_after: 1 });
+                }
             }
-            AttemptSlot::Allowed { failures } => failures,
         };
-        let result = self
-            .finish_login(input, user, key.clone(), failures, now, ctx)
-            .await;
+        let result = self.finish_login(input, user, key.clone(), now, ctx).await;
         self.metrics.login(match &result {
             Ok(_) => "succeeded",
             Err(e) => e.code(),
@@ -238,12 +235,33 @@ impl Service {
         result
     }
 
+    /// The answer to an attempt on a locked counter: no password is evaluated.
+    async fn refused_locked(
+        &self,
+        user: &Option<User>,
+        until: DateTime<Utc>,
+        ctx: &RequestContext,
+    ) -> Error {
+        let uid = user.as_ref().map(|u| u.id);
+        self.audit(
+            "login.failed",
+            uid,
+            None,
+            Some(ctx),
+            json!({"reason": "account_locked"}),
+        )
+        .await;
+        self.metrics.login("account_locked");
+        Error::AccountLocked {
+            locked_until: until,
+        }
+    }
+
     async fn finish_login(
         &self,
         input: LoginInput,
         user: Option<User>,
         key: String,
-        failures: u32,
         now: DateTime<Utc>,
         ctx: &RequestContext,
     ) -> Result<Issued> {
@@ -259,7 +277,6 @@ impl Service {
         let Some(user) = user.filter(|_| verified.ok) else {
             let failure = Failure {
                 key: &key,
-                count: failures,
                 user: uid,
                 now,
             };
@@ -269,7 +286,7 @@ impl Service {
         };
         if !user.is_active {
             // The password was right: not a failure.
-            self.store.clear_attempts(&key).await?;
+            self.store.succeed_attempt(&key, now).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -281,7 +298,7 @@ impl Service {
             return Err(Error::AccountDisabled);
         }
         if self.config.require_email_verification && !user.is_verified {
-            self.store.clear_attempts(&key).await?;
+            self.store.succeed_attempt(&key, now).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -306,7 +323,6 @@ impl Service {
             if !self.second_factor_ok(&user, totp, recovery).await? {
                 let failure = Failure {
                     key: &key,
-                    count: failures,
                     user: Some(user.id),
                     now,
                 };
@@ -315,7 +331,7 @@ impl Service {
             }
         }
         // Password (and second factor) right: the count starts over.
-        self.store.clear_attempts(&key).await?;
+        self.store.succeed_attempt(&key, now).await?;
         if verified.needs_rehash {
             match self.hasher.hash(&input.password).await {
                 Ok(h) => self.store.set_password_hash(user.id, &h).await?,
@@ -334,8 +350,8 @@ impl Service {
         Ok(issued)
     }
 
-    /// Records a failed attempt (already counted): the audit event, and the lock when this
-    /// failure reached the threshold.
+    /// Records a failed attempt: the count, the audit event, and the lock when this failure
+    /// reached the threshold.
     async fn login_failed(&self, f: Failure<'_>, reason: &str, ctx: &RequestContext) -> Result<()> {
         self.audit(
             "login.failed",
@@ -346,9 +362,7 @@ impl Service {
         )
         .await;
         let policy = self.lockout_policy();
-        if f.count >= policy.threshold {
-            let until = f.now + policy.duration;
-            self.store.lock(f.key, until).await?;
+        if let Some(until) = self.store.fail_attempt(f.key, f.now, &policy).await? {
             self.metrics.lockouts.inc();
             self.audit(
                 "account.locked",

@@ -279,19 +279,29 @@ pub trait Store: Send + Sync + 'static {
     /// The named secret, created from `fresh` if absent (first writer wins).
     async fn secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>>;
 
-    // --- lockout ---
-    /// Counts an attempt against `key` before its password is evaluated, atomically.
+    // --- lockout (see `domain::lockout`) ---
+    /// Reserves an attempt against `key` before its password is evaluated, atomically: an
+    /// expired window or lock starts over; a live lock, or as many attempts in flight as
+    /// failures are still allowed, refuses the reservation.
     async fn reserve_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot>;
-    /// Locks `key` until `until` (the failure that reached the threshold).
-    async fn lock(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
-    /// Forgets an attempt that turned out not to be a failure.
+    /// Ends a reservation as a failure. Returns the lock's end when this failure reached
+    /// the threshold and locked `key` until `now + policy.duration`.
+    async fn fail_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Ends a reservation as a success (the password was right): the failures start over.
+    async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends a reservation with no verdict (a second factor asked for, an internal error).
     async fn release_attempt(&self, key: &str) -> StoreResult<()>;
-    /// Clears every counter whose key starts with `prefix` (success, unlock, reset).
+    /// Clears every counter whose key starts with `prefix` (unlock, password reset).
     async fn clear_attempts(&self, prefix: &str) -> StoreResult<()>;
     /// Failures that still count (inside their window or their lock) and the lock, over
     /// every counter of the account (`prefix`, and `prefix|ip` under `account_ip`).

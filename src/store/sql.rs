@@ -632,46 +632,95 @@ impl Store for $store {
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot> {
         // One statement, so the count is exact however many attempts arrive at once. Every
-        // SET expression sees the row as it was before this attempt.
-        let row = sqlx::query(&q("INSERT INTO login_attempts AS a (key, failures, window_start, locked_until) \
-             VALUES (?1, 1, ?2, NULL) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE \
-                 WHEN a.locked_until > ?2 THEN a.failures \
-                 WHEN a.locked_until <= ?2 OR a.window_start <= ?2 - ?3 THEN 1 \
-                 ELSE a.failures + 1 END, \
-               window_start = CASE \
-                 WHEN a.locked_until > ?2 THEN a.window_start \
-                 WHEN a.locked_until <= ?2 OR a.window_start <= ?2 - ?3 THEN ?2 \
-                 ELSE a.window_start END, \
-               locked_until = CASE \
-                 WHEN a.locked_until > ?2 THEN a.locked_until \
-                 WHEN a.locked_until <= ?2 OR a.window_start <= ?2 - ?3 THEN NULL \
-                 WHEN a.failures + 1 > ?4 THEN ?2 + ?5 \
-                 ELSE NULL END \
-             RETURNING failures, locked_until"))
-        .bind(key)
-        .bind(ms(now))
-        .bind(policy.window.num_milliseconds())
-        .bind(policy.threshold as i64)
-        .bind(policy.duration.num_milliseconds())
-        .fetch_one(&self.write)
-        .await
-        .map_err(map_err)?;
-        let failures: i64 = row.try_get("failures").map_err(map_err)?;
+        // SET expression sees the row as it was before this attempt. With L = "a live
+        // lock", R = "the window or the lock has passed: start over", F = the failures
+        // that count, P = the live reservations: reserve when F + P < threshold, marking
+        // the row with this attempt's token, which tells afterwards whether it did.
+        const L: &str = "COALESCE(a.locked_until, 0) > ?2";
+        const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let f = format!("(CASE WHEN {R} THEN 0 ELSE a.failures END)");
+            let p = "(CASE WHEN a.pending_at <= ?2 - ?5 THEN 0 ELSE a.pending END)";
+            let take = format!("(NOT ({L}) AND {f} + {p} < ?4)");
+            format!(
+                "INSERT INTO login_attempts AS a \
+                   (key, failures, window_start, locked_until, pending, pending_at, reservation) \
+                 VALUES (?1, 0, ?2, NULL, 1, ?2, ?6) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN {L} THEN a.failures ELSE {f} END, \
+                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} THEN ?2 ELSE a.window_start END, \
+                   locked_until = CASE WHEN {L} THEN a.locked_until ELSE NULL END, \
+                   pending = CASE WHEN {take} THEN {p} + 1 WHEN {L} THEN a.pending ELSE {p} END, \
+                   pending_at = CASE WHEN {take} THEN ?2 ELSE a.pending_at END, \
+                   reservation = CASE WHEN {take} THEN ?6 ELSE a.reservation END \
+                 RETURNING locked_until, reservation"
+            )
+        });
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let row = sqlx::query(&q(&SQL))
+            .bind(key)
+            .bind(ms(now))
+            .bind(policy.window.num_milliseconds())
+            .bind(policy.threshold as i64)
+            .bind(crate::domain::lockout::RESERVATION_TTL.num_milliseconds())
+            .bind(&token)
+            .fetch_one(&self.write)
+            .await
+            .map_err(map_err)?;
         let locked: Option<i64> = row.try_get("locked_until").map_err(map_err)?;
+        let reservation: Option<String> = row.try_get("reservation").map_err(map_err)?;
         Ok(match locked.map(from_ms) {
             Some(until) if until > now => AttemptSlot::Locked { until },
-            _ => AttemptSlot::Allowed {
-                failures: failures as u32,
-            },
+            _ if reservation.as_deref() == Some(token.as_str()) => AttemptSlot::Allowed,
+            _ => AttemptSlot::Busy,
         })
     }
 
-    async fn lock(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(&q("UPDATE login_attempts SET locked_until = ? WHERE key = ? AND locked_until IS NULL"))
-        .bind(ms(until))
+    async fn fail_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        // Upserted: the row may be gone (an admin unlocked the account meanwhile), and the
+        // failure still counts.
+        const L: &str = "COALESCE(a.locked_until, 0) > ?2";
+        const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let n = format!("(CASE WHEN {R} THEN 1 ELSE a.failures + 1 END)");
+            format!(
+                "INSERT INTO login_attempts AS a \
+                   (key, failures, window_start, locked_until, pending, pending_at) \
+                 VALUES (?1, 1, ?2, CASE WHEN 1 >= ?4 THEN ?2 + ?5 ELSE NULL END, 0, 0) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN {L} THEN a.failures ELSE {n} END, \
+                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} THEN ?2 ELSE a.window_start END, \
+                   locked_until = CASE WHEN {L} THEN a.locked_until WHEN {n} >= ?4 THEN ?2 + ?5 ELSE NULL END, \
+                   pending = CASE WHEN a.pending > 0 THEN a.pending - 1 ELSE 0 END \
+                 RETURNING failures, locked_until"
+            )
+        });
+        let until = now + policy.duration;
+        let row = sqlx::query(&q(&SQL))
+            .bind(key)
+            .bind(ms(now))
+            .bind(policy.window.num_milliseconds())
+            .bind(policy.threshold as i64)
+            .bind(policy.duration.num_milliseconds())
+            .fetch_one(&self.write)
+            .await
+            .map_err(map_err)?;
+        let failures: i64 = row.try_get("failures").map_err(map_err)?;
+        let locked: Option<i64> = row.try_get("locked_until").map_err(map_err)?;
+        // This failure locked the account when it set the lock that is there now.
+        Ok((failures >= policy.threshold as i64 && locked == Some(ms(until))).then(|| from_ms(ms(until))))
+    }
+
+    async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(&q("UPDATE login_attempts SET failures = 0, window_start = ?2, locked_until = NULL, \
+             pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END WHERE key = ?1"))
         .bind(key)
+        .bind(ms(now))
         .execute(&self.write)
         .await
         .map_err(map_err)?;
@@ -679,8 +728,8 @@ impl Store for $store {
     }
 
     async fn release_attempt(&self, key: &str) -> StoreResult<()> {
-        sqlx::query(&q("UPDATE login_attempts SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END \
-             WHERE key = ? AND locked_until IS NULL"))
+        sqlx::query(&q("UPDATE login_attempts SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END \
+             WHERE key = ?"))
         .bind(key)
         .execute(&self.write)
         .await

@@ -78,6 +78,39 @@ async fn fifty_simultaneous_guesses_evaluate_at_most_five_passwords() {
         .assert(423, Some("account_locked"));
 }
 
+/// Right passwords arriving together (a bot's workers starting at once) are never locked
+/// out by each other, nor by wrong ones arriving with them that stay under the threshold.
+#[tokio::test]
+async fn simultaneous_right_passwords_are_never_locked_out() {
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    let logins = (0..12).map(|_| app.login(&email, PASSWORD));
+    for r in futures::future::join_all(logins).await {
+        r.assert(200, None);
+    }
+    // Four wrong guesses among eight right ones: the wrong ones fail, the right ones
+    // succeed, nothing is locked.
+    let mixed = (0..12).map(|i| {
+        app.login(
+            &email,
+            if i % 3 == 0 {
+                "Wrong-pass-123"
+            } else {
+                PASSWORD
+            },
+        )
+    });
+    let results = futures::future::join_all(mixed).await;
+    for (i, r) in results.iter().enumerate() {
+        if i % 3 == 0 {
+            r.assert(401, Some("invalid_credentials"));
+        } else {
+            r.assert(200, None);
+        }
+    }
+    app.login(&email, PASSWORD).await.assert(200, None);
+}
+
 #[tokio::test]
 async fn the_lock_lifts_by_itself() {
     let app = spawn_with(|s| {
@@ -178,4 +211,83 @@ async fn an_admin_can_lift_a_lock_and_sees_it() {
     .await
     .assert(204, None);
     app.login(&email, PASSWORD).await.assert(200, None);
+}
+
+/// Reservations of attempts that never ended (a process that died mid-login) hold an
+/// account's further attempts back only until they expire, and never count as failures.
+#[tokio::test]
+async fn abandoned_attempts_expire_and_are_not_failures() {
+    use tradeauth::domain::lockout::{AttemptSlot, LockoutPolicy, LockoutScope};
+    let app = spawn_app().await;
+    let store = &app.service.store;
+    let policy = LockoutPolicy {
+        threshold: 5,
+        window: chrono::Duration::minutes(15),
+        duration: chrono::Duration::minutes(15),
+        scope: LockoutScope::Account,
+    };
+    let now = chrono::Utc::now();
+    for _ in 0..5 {
+        assert_eq!(
+            store
+                .reserve_attempt("ident:gone", now, &policy)
+                .await
+                .unwrap(),
+            AttemptSlot::Allowed
+        );
+    }
+    assert_eq!(
+        store
+            .reserve_attempt("ident:gone", now, &policy)
+            .await
+            .unwrap(),
+        AttemptSlot::Busy,
+        "five in flight: the sixth waits"
+    );
+    let later = now + tradeauth::domain::lockout::RESERVATION_TTL + chrono::Duration::seconds(1);
+    // The store keeps milliseconds.
+    let until =
+        chrono::DateTime::from_timestamp_millis((later + policy.duration).timestamp_millis())
+            .unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            store
+                .reserve_attempt("ident:gone", later, &policy)
+                .await
+                .unwrap(),
+            AttemptSlot::Allowed,
+            "the abandoned five no longer count"
+        );
+    }
+    // Four failures, then the fifth locks.
+    for _ in 0..4 {
+        assert_eq!(
+            store
+                .fail_attempt("ident:gone", later, &policy)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store
+            .reserve_attempt("ident:gone", later, &policy)
+            .await
+            .unwrap(),
+        AttemptSlot::Allowed
+    );
+    assert_eq!(
+        store
+            .fail_attempt("ident:gone", later, &policy)
+            .await
+            .unwrap(),
+        Some(until)
+    );
+    assert_eq!(
+        store
+            .reserve_attempt("ident:gone", later, &policy)
+            .await
+            .unwrap(),
+        AttemptSlot::Locked { until }
+    );
 }

@@ -1,0 +1,7 @@
+-- Login attempts in flight, apart from the failures counted: an attempt is reserved before
+-- its password is evaluated, and at most as many are in flight as failures are still
+-- allowed (see domain::lockout). `reservation` holds the token of the last attempt that
+-- reserved, so the reserving statement can tell whether it did.
+ALTER TABLE login_attempts ADD COLUMN pending BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_attempts ADD COLUMN pending_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_attempts ADD COLUMN reservation TEXT;
