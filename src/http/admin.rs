@@ -83,7 +83,7 @@ pub(crate) struct AdminNewUser {
     is_verified: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = AdminNewUser, responses((status = 201, description = "created", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = AdminNewUser, responses((status = 201, description = "created", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -101,7 +101,13 @@ pub(crate) async fn create_user(
             Some(&ctx),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(UserBody::from(&user))).into_response())
+    // An admin view like the others, with the lockout state a new account starts with.
+    let body = AdminUserBody {
+        user: UserBody::from(&user),
+        failed_login_count: 0,
+        locked_until: None,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "the user with lockout state", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]

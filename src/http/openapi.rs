@@ -121,7 +121,7 @@ impl Modify for Security {
         super::admin::update_user, super::admin::delete_user, super::admin::unlock_user,
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
-        super::ws::connect_socket,
+        openapi_json, super::ws::connect_socket,
     ),
     modifiers(&Security),
     tags(
@@ -132,7 +132,7 @@ impl Modify for Security {
         (name = "mfa", description = "TOTP two-factor authentication"),
         (name = "forward-auth", description = "Checks for reverse proxies and services"),
         (name = "admin", description = "Tier 4 only"),
-        (name = "operations", description = "Health, readiness, keys, metrics"),
+        (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "websocket", description = "The authenticated WebSocket"),
     )
 )]
@@ -154,6 +154,7 @@ pub fn router() -> Router<AppState> {
         .route("/docs", get(api_page))
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document: OpenAPI 3.1 of the native API", content_type = "application/json"), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody)))]
 async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
 }

@@ -51,6 +51,9 @@ async fn create_list_get_patch_delete() {
     assert_eq!(r.body["permission_tier"], 3);
     assert_eq!(r.body["role"], "power");
     assert_eq!(r.body["is_verified"], true);
+    // The admin view, as from GET: with the lockout state.
+    assert_eq!(r.body["failed_login_count"], 0);
+    assert_eq!(r.body.get("locked_until"), Some(&serde_json::Value::Null));
     let id = r.body["id"].as_str().unwrap().to_string();
     app.post_auth(
         "/api/v1/admin/users",

@@ -47,6 +47,7 @@ async fn the_document_covers_the_native_api() {
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
+        ("get", "/openapi.json"),
     ];
     for (method, path) in expected {
         let op = &paths
