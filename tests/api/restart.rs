@@ -169,29 +169,17 @@ async fn an_upgrade_repairs_key_pairs_a_start_race_left_behind() {
             SELECT kid || '-s1', alg, private_der, public_jwk, 'standby', created_at + 1
               FROM signing_keys WHERE state = 'active';";
     let count = "SELECT state || ':' || kid FROM signing_keys ORDER BY state, created_at, kid";
-    let (before, after) = if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let before: Vec<String> = sqlx::query_scalar(count).fetch_all(&pool).await.unwrap();
-        sqlx::raw_sql(race).execute(&pool).await.unwrap();
-        sqlx::raw_sql(migration).execute(&pool).await.unwrap();
-        let after: Vec<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT kid, state, retire_at FROM signing_keys ORDER BY kid")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        (before, after)
-    } else {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let before: Vec<String> = sqlx::query_scalar(count).fetch_all(&pool).await.unwrap();
-        sqlx::raw_sql(race).execute(&pool).await.unwrap();
-        sqlx::raw_sql(migration).execute(&pool).await.unwrap();
-        let after: Vec<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT kid, state, retire_at FROM signing_keys ORDER BY kid")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        (before, after)
-    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let before: Vec<String> = sqlx::query_scalar(count).fetch_all(&pool).await.unwrap();
+    sqlx::raw_sql(race).execute(&pool).await.unwrap();
+    sqlx::raw_sql(migration).execute(&pool).await.unwrap();
+    let after: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT kid, state, retire_at FROM signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
     // before: ["active:A", "standby:S"]
     let kid = |s: &str| s.split_once(':').unwrap().1.to_string();
     let (a, s) = (kid(&before[0]), kid(&before[1]));
