@@ -47,10 +47,51 @@ fn json_rejection(r: JsonRejection) -> Error {
             "expected a JSON body with Content-Type: application/json".to_string()
         }
         JsonRejection::JsonSyntaxError(_) => "the request body is not valid JSON".to_string(),
-        JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text()),
+        JsonRejection::JsonDataError(e) => {
+            let text = e.body_text();
+            let text = text
+                .split_once("target type: ")
+                .map_or(text.as_str(), |(_, t)| t);
+            let (field, message) = shape_error(text, "body");
+            return Error::field(&field, message);
+        }
         other => other.body_text(),
     };
     body_rejection(status, text)
+}
+
+/// A body or query of the wrong shape, said in the client's terms: the field at fault (or
+/// `whole`) and what it must be, without serde's Rust type names and positions.
+/// `remember_me: invalid type: string "yes", expected a boolean at line 1 column 64` →
+/// (`remember_me`, `invalid type: string "yes", expected a boolean`).
+fn shape_error(text: &str, whole: &str) -> (String, String) {
+    let text = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    let (field, problem) = match text.split_once(": ") {
+        Some((path, rest))
+            if !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']')) =>
+        {
+            (path.to_string(), rest)
+        }
+        _ => (whole.to_string(), text),
+    };
+    if let Some(missing) = problem
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        return (missing.to_string(), format!("{missing} is required"));
+    }
+    // "expected struct LoginRequest with 6 elements" names our type, not the client's.
+    let problem = match problem.find("expected struct ") {
+        Some(i) => format!("{}expected a JSON object", &problem[..i]),
+        None => problem.to_string(),
+    };
+    (field, problem)
 }
 
 /// An optional JSON body: absent or empty → `None`; present → parsed like [`AppJson`].
@@ -247,7 +288,58 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| AppQuery(q.0))
-            .map_err(|e| ApiError(Error::field("query", e.body_text())))
+            .map_err(|e| {
+                let text = e.body_text();
+                let text = text
+                    .split_once("query string: ")
+                    .map_or(text.as_str(), |(_, t)| t);
+                let (field, message) = shape_error(text, "query");
+                ApiError(Error::field(&field, message))
+            })
+    }
+}
+
+#[cfg(test)]
+mod shape_error_tests {
+    use super::shape_error;
+
+    #[test]
+    fn shape_errors_name_the_field_and_not_our_types() {
+        let cases = [
+            (
+                "remember_me: invalid type: string \"yes\", expected a boolean at line 1 column 64",
+                (
+                    "remember_me",
+                    "invalid type: string \"yes\", expected a boolean",
+                ),
+            ),
+            (
+                "invalid length 0, expected struct LoginRequest with 6 elements at line 1 column 2",
+                ("body", "invalid length 0, expected a JSON object"),
+            ),
+            (
+                "invalid type: string \"str\", expected struct LoginRequest at line 1 column 5",
+                (
+                    "body",
+                    "invalid type: string \"str\", expected a JSON object",
+                ),
+            ),
+            (
+                "missing field `password` at line 1 column 9",
+                ("password", "password is required"),
+            ),
+            (
+                "allowed_ips[1]: invalid type: integer `5`, expected a string at line 1 column 30",
+                (
+                    "allowed_ips[1]",
+                    "invalid type: integer `5`, expected a string",
+                ),
+            ),
+        ];
+        for (raw, (field, message)) in cases {
+            let (f, m) = shape_error(raw, "body");
+            assert_eq!((f.as_str(), m.as_str()), (field, message), "{raw}");
+        }
     }
 }
 

@@ -41,6 +41,24 @@ async fn framework_errors_have_the_contract_body() {
     )
     .await;
     r.assert(400, Some("validation_error"));
+    // A field of the wrong type is named, in the client's terms.
+    assert_eq!(
+        r.body["details"]["username"],
+        "invalid type: integer `5`, expected a string"
+    );
+    let r = into_resp(
+        c.post(app.url("/api/v1/auth/login"))
+            .header("content-type", "application/json")
+            .body("[]")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert(400, Some("validation_error"));
+    let said = r.body["details"]["body"].as_str().unwrap();
+    assert!(said.ends_with("expected a JSON object"), "{said}");
+    assert!(!r.body.to_string().contains("LoginRequest"), "{}", r.body);
     let big = format!(
         r#"{{"email": "a@example.com", "password": "{}"}}"#,
         "x".repeat(70 * 1024)
@@ -79,9 +97,9 @@ async fn bad_pagination_input_is_a_validation_error() {
     app.get_auth("/api/v1/auth/sessions?limit=0", &at)
         .await
         .assert(400, Some("validation_error"));
-    app.get_auth("/api/v1/auth/sessions?limit=abc", &at)
-        .await
-        .assert(400, Some("validation_error"));
+    let r = app.get_auth("/api/v1/auth/sessions?limit=abc", &at).await;
+    r.assert(400, Some("validation_error"));
+    assert!(r.body["details"]["limit"].is_string(), "{}", r.body);
     app.get_auth("/api/v1/auth/sessions?limit=100000", &at)
         .await
         .assert(200, None);
