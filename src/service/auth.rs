@@ -48,6 +48,32 @@ pub struct Issued {
 }
 
 /// A failed login attempt, already counted against `key`.
+/// A reserved login attempt (`domain::lockout`). A verdict ends it (`fail_attempt`,
+/// `succeed_attempt`); a login that ends without one, by an error or because the client
+/// hung up and the request was dropped, releases it here, so it never holds a slot.
+struct Reservation {
+    store: crate::store::DynStore,
+    key: String,
+    /// A verdict, or an explicit release, was recorded.
+    settled: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release_attempt(&key).await {
+                    tracing::warn!(error = %e, "could not release a login attempt");
+                }
+            });
+        }
+    }
+}
+
 struct Failure<'a> {
     key: &'a str,
     user: Option<UserId>,
@@ -223,15 +249,16 @@ impl Service {
                 }
             }
         };
-        let result = self.finish_login(input, user, key.clone(), now, ctx).await;
+        let mut attempt = Reservation {
+            store: self.store.clone(),
+            key,
+            settled: false,
+        };
+        let result = self.finish_login(input, user, &mut attempt, now, ctx).await;
         self.metrics.login(match &result {
             Ok(_) => "succeeded",
             Err(e) => e.code(),
         });
-        if matches!(result, Err(Error::Internal(_) | Error::Unavailable(_))) {
-            // The attempt never reached a verdict: it is not a failure.
-            let _ = self.store.release_attempt(&key).await;
-        }
         result
     }
 
@@ -261,10 +288,11 @@ impl Service {
         &self,
         input: LoginInput,
         user: Option<User>,
-        key: String,
+        attempt: &mut Reservation,
         now: DateTime<Utc>,
         ctx: &RequestContext,
     ) -> Result<Issued> {
+        let key = attempt.key.clone();
         let stored = match &user {
             Some(u) => self.store.password_hash(u.id).await?,
             None => None,
@@ -282,11 +310,13 @@ impl Service {
             };
             self.login_failed(failure, "invalid_credentials", ctx)
                 .await?;
+            attempt.settled = true;
             return Err(Error::InvalidCredentials);
         };
         if !user.is_active {
             // The password was right: not a failure.
             self.store.succeed_attempt(&key, now).await?;
+            attempt.settled = true;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -299,6 +329,7 @@ impl Service {
         }
         if self.config.require_email_verification && !user.is_verified {
             self.store.succeed_attempt(&key, now).await?;
+            attempt.settled = true;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -318,6 +349,7 @@ impl Service {
             if totp.is_none() && recovery.is_none() {
                 // Asking for the second factor is not a failure.
                 self.store.release_attempt(&key).await?;
+                attempt.settled = true;
                 return Err(Error::MfaRequired);
             }
             if !self.second_factor_ok(&user, totp, recovery).await? {
@@ -327,11 +359,13 @@ impl Service {
                     now,
                 };
                 self.login_failed(failure, "invalid_mfa_code", ctx).await?;
+                attempt.settled = true;
                 return Err(Error::InvalidMfaCode { at_login: true });
             }
         }
         // Password (and second factor) right: the count starts over.
         self.store.succeed_attempt(&key, now).await?;
+        attempt.settled = true;
         if verified.needs_rehash {
             match self.hasher.hash(&input.password).await {
                 Ok(h) => self.store.set_password_hash(user.id, &h).await?,

@@ -291,3 +291,30 @@ async fn abandoned_attempts_expire_and_are_not_failures() {
         AttemptSlot::Locked { until }
     );
 }
+
+/// Clients that hang up in the middle of their logins leave no attempt behind: the next
+/// login is evaluated at once, not held back by attempts nobody waits for.
+#[tokio::test]
+async fn logins_whose_clients_hung_up_hold_nothing_back() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let body = json!({"username": email, "password": PASSWORD}).to_string();
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        conns.push(conn);
+    }
+    // Gone while their passwords wait for the hasher.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    drop(conns);
+    // A login held back by abandoned attempts would wait for them and end in 429.
+    app.login(&email, PASSWORD).await.assert(200, None);
+}
