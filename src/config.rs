@@ -470,9 +470,10 @@ impl Sources {
         let listen = self.string("listen", "127.0.0.1:8080");
         // host:port, the host an address or a name ([v6] in brackets), the port a number;
         // whether it can be bound is for the start to find out.
-        let listen_ok = listen
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let listen_ok = listen.rsplit_once(':').is_some_and(|(host, port)| {
+            let bracketed = host.starts_with('[') && host.ends_with(']');
+            !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+        });
         if !listen_ok {
             return Err(self.err(
                 "listen",

@@ -84,7 +84,12 @@ fn shape_error(text: &str, whole: &str) -> (String, String) {
         .strip_prefix("missing field `")
         .and_then(|m| m.strip_suffix('`'))
     {
-        return (missing.to_string(), format!("{missing} is required"));
+        let path = if field == whole {
+            missing.to_string()
+        } else {
+            format!("{field}.{missing}")
+        };
+        return (path, format!("{missing} is required"));
     }
     // "expected struct LoginRequest with 6 elements" names our type, not the client's.
     let problem = match problem.find("expected struct ") {
@@ -327,6 +332,10 @@ mod shape_error_tests {
             (
                 "missing field `password` at line 1 column 9",
                 ("password", "password is required"),
+            ),
+            (
+                "user: missing field `email` at line 1 column 12",
+                ("user.email", "email is required"),
             ),
             (
                 "allowed_ips[1]: invalid type: integer `5`, expected a string at line 1 column 30",

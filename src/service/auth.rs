@@ -54,7 +54,9 @@ pub struct Issued {
 struct Reservation {
     store: crate::store::DynStore,
     key: String,
-    /// A verdict, or an explicit release, was recorded.
+    /// A verdict, or an explicit release, is being recorded. Set before the statement
+    /// runs: should the request be dropped mid-statement, a second release would free
+    /// another attempt's slot, while a lost one only holds a slot until it expires.
     settled: bool,
 }
 
@@ -77,7 +79,6 @@ impl Drop for Reservation {
 struct Failure<'a> {
     key: &'a str,
     user: Option<UserId>,
-    now: DateTime<Utc>,
 }
 
 /// A session as its owner sees it.
@@ -306,17 +307,16 @@ impl Service {
             let failure = Failure {
                 key: &key,
                 user: uid,
-                now,
             };
+            attempt.settled = true;
             self.login_failed(failure, "invalid_credentials", ctx)
                 .await?;
-            attempt.settled = true;
             return Err(Error::InvalidCredentials);
         };
         if !user.is_active {
             // The password was right: not a failure.
-            self.store.succeed_attempt(&key, now).await?;
             attempt.settled = true;
+            self.store.succeed_attempt(&key, now).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -328,8 +328,8 @@ impl Service {
             return Err(Error::AccountDisabled);
         }
         if self.config.require_email_verification && !user.is_verified {
-            self.store.succeed_attempt(&key, now).await?;
             attempt.settled = true;
+            self.store.succeed_attempt(&key, now).await?;
             self.audit(
                 "login.failed",
                 Some(user.id),
@@ -348,24 +348,23 @@ impl Service {
                 .filter(|c| !c.trim().is_empty());
             if totp.is_none() && recovery.is_none() {
                 // Asking for the second factor is not a failure.
-                self.store.release_attempt(&key).await?;
                 attempt.settled = true;
+                self.store.release_attempt(&key).await?;
                 return Err(Error::MfaRequired);
             }
             if !self.second_factor_ok(&user, totp, recovery).await? {
                 let failure = Failure {
                     key: &key,
                     user: Some(user.id),
-                    now,
                 };
-                self.login_failed(failure, "invalid_mfa_code", ctx).await?;
                 attempt.settled = true;
+                self.login_failed(failure, "invalid_mfa_code", ctx).await?;
                 return Err(Error::InvalidMfaCode { at_login: true });
             }
         }
         // Password (and second factor) right: the count starts over.
-        self.store.succeed_attempt(&key, now).await?;
         attempt.settled = true;
+        self.store.succeed_attempt(&key, now).await?;
         if verified.needs_rehash {
             match self.hasher.hash(&input.password).await {
                 Ok(h) => self.store.set_password_hash(user.id, &h).await?,
@@ -396,7 +395,7 @@ impl Service {
         )
         .await;
         let policy = self.lockout_policy();
-        if let Some(until) = self.store.fail_attempt(f.key, f.now, &policy).await? {
+        if let Some(until) = self.store.fail_attempt(f.key, Utc::now(), &policy).await? {
             self.metrics.lockouts.inc();
             self.audit(
                 "account.locked",

@@ -267,6 +267,9 @@ impl From<crate::tokens::TokenError> for Error {
 
 impl From<anyhow::Error> for Error {
     fn from(e: anyhow::Error) -> Self {
+        if e.downcast_ref::<super::passwords::Overloaded>().is_some() {
+            return Error::Unavailable(e.to_string());
+        }
         Error::Internal(format!("{e:#}"))
     }
 }

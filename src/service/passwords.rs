@@ -31,6 +31,18 @@ const HASH_NICENESS: i32 = 10;
 /// Work for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The longest a hash waits for a permit. A login reserves its attempt before it waits
+/// here, and a reservation older than `domain::lockout::RESERVATION_TTL` (30 s) is taken
+/// as abandoned; a login must reach its verdict well before that, or the lockout would
+/// admit more guesses beside it.
+const MAX_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Hashing is so far behind that a hash waited [`MAX_QUEUE_WAIT`] for its turn (a 503:
+/// the request may be retried).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing is overloaded; retry shortly")]
+pub struct Overloaded;
+
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
@@ -99,9 +111,10 @@ impl Hasher {
 
     async fn permit(&self) -> anyhow::Result<tokio::sync::OwnedSemaphorePermit> {
         self.queue.inc();
-        let permit = self.permits.clone().acquire_owned().await;
+        let permit =
+            tokio::time::timeout(MAX_QUEUE_WAIT, self.permits.clone().acquire_owned()).await;
         self.queue.dec();
-        Ok(permit?)
+        Ok(permit.map_err(|_| Overloaded)??)
     }
 
     /// Runs `f` on a hashing thread with a work area, which is kept for the next hash
@@ -434,6 +447,24 @@ mod tests {
             r.unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 2, "at most 2 hashes at once");
+    }
+
+    /// A hash that waited too long for its turn is `Overloaded` (a 503), so a login that
+    /// reserved its attempt reaches a verdict before the reservation expires.
+    #[tokio::test(start_paused = true)]
+    async fn a_hash_that_waits_too_long_is_overloaded() {
+        let h = hasher(1);
+        let busy = h.run(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(())
+        });
+        let waiting = h.run(|_| Ok(()));
+        let (busy, waiting) = tokio::join!(busy, waiting);
+        busy.unwrap();
+        let err = waiting.unwrap_err();
+        assert!(err.downcast_ref::<Overloaded>().is_some(), "{err:#}");
+        let as_service: crate::service::Error = err.into();
+        assert_eq!(as_service.code(), "unavailable");
     }
 
     #[tokio::test]

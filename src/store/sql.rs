@@ -586,6 +586,16 @@ impl Store for $store {
     }
 
     async fn save_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()> {
+        // Retirements first, then the active key, then the standby: at no step are there
+        // two active or two standby keys (the unique indexes of migration 0005), whatever
+        // order the caller listed them in.
+        let rank = |k: &&StoredKey| match k.state {
+            KeyState::Retired => 0,
+            KeyState::Active => 1,
+            KeyState::Standby => 2,
+        };
+        let mut keys: Vec<&StoredKey> = keys.iter().collect();
+        keys.sort_by_key(rank);
         let mut tx = self.write.begin().await.map_err(map_err)?;
         for k in keys {
             sqlx::query(&q("INSERT INTO signing_keys (kid, alg, private_der, public_jwk, state, created_at, \
@@ -635,7 +645,8 @@ impl Store for $store {
         // SET expression sees the row as it was before this attempt. With L = "a live
         // lock", R = "the window or the lock has passed: start over", F = the failures
         // that count, P = the live reservations: reserve when F + P < threshold, marking
-        // the row with this attempt's token, which tells afterwards whether it did.
+        // the row with this attempt's token, which tells afterwards whether it did. F at
+        // or over the threshold with no lock (the threshold was lowered since) locks.
         const L: &str = "COALESCE(a.locked_until, 0) > ?2";
         const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -649,7 +660,7 @@ impl Store for $store {
                  ON CONFLICT (key) DO UPDATE SET \
                    failures = CASE WHEN {L} THEN a.failures ELSE {f} END, \
                    window_start = CASE WHEN {L} THEN a.window_start WHEN {R} THEN ?2 ELSE a.window_start END, \
-                   locked_until = CASE WHEN {L} THEN a.locked_until ELSE NULL END, \
+                   locked_until = CASE WHEN {L} THEN a.locked_until WHEN {f} >= ?4 THEN ?2 + ?7 ELSE NULL END, \
                    pending = CASE WHEN {take} THEN {p} + 1 WHEN {L} THEN a.pending ELSE {p} END, \
                    pending_at = CASE WHEN {take} THEN ?2 ELSE a.pending_at END, \
                    reservation = CASE WHEN {take} THEN ?6 ELSE a.reservation END \
@@ -664,6 +675,7 @@ impl Store for $store {
             .bind(policy.threshold as i64)
             .bind(crate::domain::lockout::RESERVATION_TTL.num_milliseconds())
             .bind(&token)
+            .bind(policy.duration.num_milliseconds())
             .fetch_one(&self.write)
             .await
             .map_err(map_err)?;
@@ -687,14 +699,16 @@ impl Store for $store {
         const L: &str = "COALESCE(a.locked_until, 0) > ?2";
         const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let n = format!("(CASE WHEN {R} THEN 1 ELSE a.failures + 1 END)");
+            // A first failure (none counted: a fresh row, a success or an unlock before)
+            // opens a new window.
+            let n = format!("(CASE WHEN {R} OR a.failures = 0 THEN 1 ELSE a.failures + 1 END)");
             format!(
                 "INSERT INTO login_attempts AS a \
                    (key, failures, window_start, locked_until, pending, pending_at) \
                  VALUES (?1, 1, ?2, CASE WHEN 1 >= ?4 THEN ?2 + ?5 ELSE NULL END, 0, 0) \
                  ON CONFLICT (key) DO UPDATE SET \
                    failures = CASE WHEN {L} THEN a.failures ELSE {n} END, \
-                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} THEN ?2 ELSE a.window_start END, \
+                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} OR a.failures = 0 THEN ?2 ELSE a.window_start END, \
                    locked_until = CASE WHEN {L} THEN a.locked_until WHEN {n} >= ?4 THEN ?2 + ?5 ELSE NULL END, \
                    pending = CASE WHEN a.pending > 0 THEN a.pending - 1 ELSE 0 END \
                  RETURNING failures, locked_until"
@@ -738,7 +752,10 @@ impl Store for $store {
     }
 
     async fn clear_attempts(&self, prefix: &str) -> StoreResult<()> {
-        sqlx::query(&q("DELETE FROM login_attempts WHERE key = ?1 OR key LIKE ?2 ESCAPE '\\'"))
+        // The failures and the lock go; attempts in flight stay reserved, so an unlock in
+        // the middle of a flood does not admit a second round of guesses beside them.
+        sqlx::query(&q("UPDATE login_attempts SET failures = 0, locked_until = NULL \
+             WHERE key = ?1 OR key LIKE ?2 ESCAPE '\\'"))
             .bind(prefix)
             .bind(format!("{}|%", like_escape(prefix)))
             .execute(&self.write)
@@ -1102,9 +1119,13 @@ impl Store for $store {
         now: DateTime<Utc>,
     ) -> StoreResult<IdempotencyState> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query(&q("DELETE FROM idempotency_keys WHERE key = ? AND created_at < ?"))
+        // A replay lives 24 h; a claim still in flight after a minute belongs to a request
+        // that will never finish (its instance stopped or died): the key is free again.
+        sqlx::query(&q("DELETE FROM idempotency_keys WHERE key = ?1 \
+             AND (created_at < ?2 OR (status = 0 AND created_at < ?3))"))
             .bind(key)
             .bind(ms(now - chrono::Duration::hours(24)))
+            .bind(ms(now - chrono::Duration::minutes(1)))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;

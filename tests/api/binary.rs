@@ -239,6 +239,7 @@ async fn config_check_masks_secrets_and_bad_values_name_the_key() {
         ("TRADEAUTH_MAIL_FROM", "not a mailbox"),
         ("TRADEAUTH_LISTEN", "notanaddr"),
         ("TRADEAUTH_LISTEN", "127.0.0.1:99999"),
+        ("TRADEAUTH_LISTEN", "::1:8080"),
     ] {
         let out = bin()
             .args(["config", "check"])

@@ -338,3 +338,43 @@ async fn a_retry_after_a_dropped_connection_gets_the_missed_response() {
         .await
         .assert(200, None);
 }
+
+/// A claim whose request never finishes (its instance stopped or died mid-request) frees
+/// the key after a minute; a finished one replays for 24 h.
+#[tokio::test]
+async fn an_abandoned_idempotency_claim_frees_its_key_after_a_minute() {
+    use tradeauth::store::IdempotencyState;
+    let app = spawn_app().await;
+    let store = &app.service.store;
+    let t0 = chrono::Utc::now();
+    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+    assert!(matches!(
+        store.idempotency_begin("k-stale", "h1", t0).await.unwrap(),
+        IdempotencyState::Claimed
+    ));
+    assert!(matches!(
+        store
+            .idempotency_begin("k-stale", "h1", at(30))
+            .await
+            .unwrap(),
+        IdempotencyState::InFlight { .. }
+    ));
+    assert!(matches!(
+        store
+            .idempotency_begin("k-stale", "h1", at(61))
+            .await
+            .unwrap(),
+        IdempotencyState::Claimed
+    ));
+    store
+        .idempotency_finish("k-stale", 201, "{}")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .idempotency_begin("k-stale", "h1", at(3600))
+            .await
+            .unwrap(),
+        IdempotencyState::Done { .. }
+    ));
+}

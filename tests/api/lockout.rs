@@ -318,3 +318,73 @@ async fn logins_whose_clients_hung_up_hold_nothing_back() {
     // A login held back by abandoned attempts would wait for them and end in 429.
     app.login(&email, PASSWORD).await.assert(200, None);
 }
+
+fn policy(threshold: u32) -> tradeauth::domain::lockout::LockoutPolicy {
+    tradeauth::domain::lockout::LockoutPolicy {
+        threshold,
+        window: chrono::Duration::minutes(15),
+        duration: chrono::Duration::minutes(15),
+        scope: tradeauth::domain::lockout::LockoutScope::Account,
+    }
+}
+
+/// Edge cases of the counter, at the store: the window after a success, an unlock in
+/// the middle of a flood, a threshold lowered since the failures were counted.
+#[tokio::test]
+async fn the_counter_keeps_its_rules_at_the_edges() {
+    use tradeauth::domain::lockout::AttemptSlot;
+    let app = spawn_app().await;
+    let store = &app.service.store;
+    let p = policy(5);
+    let t0 = chrono::Utc::now();
+    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+    let fail = |key: &'static str, t| async move {
+        assert_eq!(
+            store.reserve_attempt(key, t, &p).await.unwrap(),
+            AttemptSlot::Allowed
+        );
+        store.fail_attempt(key, t, &p).await.unwrap()
+    };
+
+    // A success, then four failures just before 15 min after it and a fifth just after:
+    // five failures within two seconds lock (the window opens at the first failure, not
+    // at the success).
+    assert_eq!(
+        store.reserve_attempt("ident:edge", t0, &p).await.unwrap(),
+        AttemptSlot::Allowed
+    );
+    store.succeed_attempt("ident:edge", t0).await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(fail("ident:edge", at(899)).await, None);
+    }
+    assert!(
+        fail("ident:edge", at(901)).await.is_some(),
+        "the fifth locks"
+    );
+
+    // An unlock while five attempts are in flight clears the failures, not the five.
+    for _ in 0..5 {
+        assert_eq!(
+            store.reserve_attempt("ident:flood", t0, &p).await.unwrap(),
+            AttemptSlot::Allowed
+        );
+    }
+    store.clear_attempts("ident:flood").await.unwrap();
+    assert_eq!(
+        store.reserve_attempt("ident:flood", t0, &p).await.unwrap(),
+        AttemptSlot::Busy,
+        "no second round of guesses beside the five in flight"
+    );
+
+    // Four failures under a threshold of 5, then a restart with 3: locked, not stuck.
+    for _ in 0..4 {
+        assert_eq!(fail("ident:lowered", t0).await, None);
+    }
+    assert!(matches!(
+        store
+            .reserve_attempt("ident:lowered", t0, &policy(3))
+            .await
+            .unwrap(),
+        AttemptSlot::Locked { .. }
+    ));
+}

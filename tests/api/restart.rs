@@ -210,3 +210,37 @@ async fn an_upgrade_repairs_key_pairs_a_start_race_left_behind() {
     .unwrap();
     assert_eq!(header["kid"], serde_json::json!(s));
 }
+
+/// Signing-key changes may be listed in any order: the store applies retirements, then
+/// the promotion, then the new standby, so the one-active rule never trips mid-way.
+#[tokio::test]
+async fn a_promotion_listed_before_the_retirement_is_saved() {
+    use tradeauth::tokens::KeyState;
+    let app = spawn_app().await;
+    let store = &app.service.store;
+    let keys = store.signing_keys().await.unwrap();
+    let mut promoted = keys
+        .iter()
+        .find(|k| k.state == KeyState::Standby)
+        .unwrap()
+        .clone();
+    let mut retired = keys
+        .iter()
+        .find(|k| k.state == KeyState::Active)
+        .unwrap()
+        .clone();
+    promoted.state = KeyState::Active;
+    retired.state = KeyState::Retired;
+    retired.retire_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    store
+        .save_signing_keys(&[promoted.clone(), retired])
+        .await
+        .unwrap();
+    let after = store.signing_keys().await.unwrap();
+    let active: Vec<_> = after
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].kid, promoted.kid);
+}
