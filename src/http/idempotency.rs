@@ -74,53 +74,19 @@ pub async fn replay_idempotent(
     .concat();
     let store_key = hex(digest(&SHA256, &scope).as_ref());
     let request_hash = hex(digest(&SHA256, &bytes).as_ref());
-    let store = &state.service.store;
+    let store = state.service.store.clone();
 
-    let mut waited = Duration::ZERO;
-    loop {
-        let now = chrono::Utc::now();
-        match store
-            .idempotency_begin(&store_key, &request_hash, now)
-            .await
-        {
-            Err(e) => return ApiError(e.into()).into_response(),
-            Ok(IdempotencyState::Claimed) => break,
-            Ok(
-                IdempotencyState::InFlight { request_hash: h }
-                | IdempotencyState::Done {
-                    request_hash: h, ..
-                },
-            ) if h != request_hash => {
-                return ApiError(Error::IdempotencyConflict { in_flight: false }).into_response();
-            }
-            Ok(IdempotencyState::Done { status, body, .. }) => {
-                let mut res =
-                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                res.headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return res;
-            }
-            Ok(IdempotencyState::InFlight { .. }) if waited < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                waited += Duration::from_millis(50);
-            }
-            Ok(IdempotencyState::InFlight { .. }) => {
-                return ApiError(Error::IdempotencyConflict { in_flight: true }).into_response();
-            }
-        }
-    }
-
-    // The request runs to its end, and its outcome is recorded, even when the client
-    // hangs up meanwhile: the client's retry then gets the response it missed, which is
-    // what the key is for. Dropped with the connection instead, the claim would stay "in
-    // flight" and every retry would end in 409.
+    // From the claim on, the request runs to its end, and its outcome is recorded, even
+    // when the client hangs up meanwhile: the client's retry then gets the response it
+    // missed, which is what the key is for. Dropped with the connection instead (even
+    // between the claim's commit and the handler), the claim would stay "in flight" and
+    // every retry would end in 409.
     let run = tokio::spawn({
         let (store, store_key) = (store.clone(), store_key.clone());
         async move {
+            if let Some(answer) = claim(&store, &store_key, &request_hash).await {
+                return answer;
+            }
             let res = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
@@ -134,6 +100,54 @@ pub async fn replay_idempotent(
         Err(e) => {
             let _ = store.idempotency_abandon(&store_key).await;
             ApiError(Error::Internal(format!("request handler failed: {e}"))).into_response()
+        }
+    }
+}
+
+/// Claims the key for this request: `None` when claimed (the request is to run), else
+/// the answer instead: the first response replayed, or a 409 for another body or a
+/// first request still running after 10 s.
+async fn claim(
+    store: &crate::store::DynStore,
+    store_key: &str,
+    request_hash: &str,
+) -> Option<Response> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let now = chrono::Utc::now();
+        match store.idempotency_begin(store_key, request_hash, now).await {
+            Err(e) => return Some(ApiError(e.into()).into_response()),
+            Ok(IdempotencyState::Claimed) => return None,
+            Ok(
+                IdempotencyState::InFlight { request_hash: h }
+                | IdempotencyState::Done {
+                    request_hash: h, ..
+                },
+            ) if h != request_hash => {
+                return Some(
+                    ApiError(Error::IdempotencyConflict { in_flight: false }).into_response(),
+                );
+            }
+            Ok(IdempotencyState::Done { status, body, .. }) => {
+                let mut res =
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                res.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                return Some(res);
+            }
+            Ok(IdempotencyState::InFlight { .. }) if waited < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                waited += Duration::from_millis(50);
+            }
+            Ok(IdempotencyState::InFlight { .. }) => {
+                return Some(
+                    ApiError(Error::IdempotencyConflict { in_flight: true }).into_response(),
+                );
+            }
         }
     }
 }
