@@ -23,7 +23,13 @@ impl Service {
                     tracing::info!("an admin exists already; ADMIN_EMAIL/ADMIN_PASSWORD not used");
                     return Ok(());
                 }
-                if self.store.user_by_login(email.as_str()).await?.is_some() {
+                if let Some(existing) = self.store.user_by_login(email.as_str()).await? {
+                    // An instance starting at the same moment created it since we looked.
+                    let theirs = self.store.bootstrap_user().await?;
+                    if theirs.is_some_and(|b| b.id == existing.id) {
+                        tracing::info!("bootstrap admin created by another instance");
+                        return Ok(());
+                    }
                     anyhow::bail!(
                         "ADMIN_EMAIL {email} belongs to an existing user that is not the bootstrap admin"
                     );
