@@ -136,6 +136,12 @@ fn api_key_from_row(row: &$row) -> StoreResult<ApiKeyRecord> {
     })
 }
 
+/// In the login-attempt upserts (`a`, the row as it was; `?2` now, `?3` the window):
+/// a live lock, and "the window or the lock has passed: start over".
+const LOCKED: &str = "COALESCE(a.locked_until, 0) > ?2";
+const RESET: &str =
+    "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
+
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -642,26 +648,23 @@ impl Store for $store {
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot> {
         // One statement, so the count is exact however many attempts arrive at once. Every
-        // SET expression sees the row as it was before this attempt. With L = "a live
-        // lock", R = "the window or the lock has passed: start over", F = the failures
+        // SET expression sees the row as it was before this attempt. With F = the failures
         // that count, P = the live reservations: reserve when F + P < threshold, marking
         // the row with this attempt's token, which tells afterwards whether it did. F at
         // or over the threshold with no lock (the threshold was lowered since) locks.
-        const L: &str = "COALESCE(a.locked_until, 0) > ?2";
-        const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let f = format!("(CASE WHEN {R} THEN 0 ELSE a.failures END)");
+            let f = format!("(CASE WHEN {RESET} THEN 0 ELSE a.failures END)");
             let p = "(CASE WHEN a.pending_at <= ?2 - ?5 THEN 0 ELSE a.pending END)";
-            let take = format!("(NOT ({L}) AND {f} + {p} < ?4)");
+            let take = format!("(NOT ({LOCKED}) AND {f} + {p} < ?4)");
             format!(
                 "INSERT INTO login_attempts AS a \
                    (key, failures, window_start, locked_until, pending, pending_at, reservation) \
                  VALUES (?1, 0, ?2, NULL, 1, ?2, ?6) \
                  ON CONFLICT (key) DO UPDATE SET \
-                   failures = CASE WHEN {L} THEN a.failures ELSE {f} END, \
-                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} THEN ?2 ELSE a.window_start END, \
-                   locked_until = CASE WHEN {L} THEN a.locked_until WHEN {f} >= ?4 THEN ?2 + ?7 ELSE NULL END, \
-                   pending = CASE WHEN {take} THEN {p} + 1 WHEN {L} THEN a.pending ELSE {p} END, \
+                   failures = CASE WHEN {LOCKED} THEN a.failures ELSE {f} END, \
+                   window_start = CASE WHEN {LOCKED} THEN a.window_start WHEN {RESET} THEN ?2 ELSE a.window_start END, \
+                   locked_until = CASE WHEN {LOCKED} THEN a.locked_until WHEN {f} >= ?4 THEN ?2 + ?7 ELSE NULL END, \
+                   pending = CASE WHEN {take} THEN {p} + 1 WHEN {LOCKED} THEN a.pending ELSE {p} END, \
                    pending_at = CASE WHEN {take} THEN ?2 ELSE a.pending_at END, \
                    reservation = CASE WHEN {take} THEN ?6 ELSE a.reservation END \
                  RETURNING locked_until, reservation"
@@ -696,20 +699,18 @@ impl Store for $store {
     ) -> StoreResult<Option<DateTime<Utc>>> {
         // Upserted: the row may be gone (an admin unlocked the account meanwhile), and the
         // failure still counts.
-        const L: &str = "COALESCE(a.locked_until, 0) > ?2";
-        const R: &str = "((a.locked_until IS NOT NULL AND a.locked_until <= ?2) OR a.window_start <= ?2 - ?3)";
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             // A first failure (none counted: a fresh row, a success or an unlock before)
             // opens a new window.
-            let n = format!("(CASE WHEN {R} OR a.failures = 0 THEN 1 ELSE a.failures + 1 END)");
+            let n = format!("(CASE WHEN {RESET} OR a.failures = 0 THEN 1 ELSE a.failures + 1 END)");
             format!(
                 "INSERT INTO login_attempts AS a \
                    (key, failures, window_start, locked_until, pending, pending_at) \
                  VALUES (?1, 1, ?2, CASE WHEN 1 >= ?4 THEN ?2 + ?5 ELSE NULL END, 0, 0) \
                  ON CONFLICT (key) DO UPDATE SET \
-                   failures = CASE WHEN {L} THEN a.failures ELSE {n} END, \
-                   window_start = CASE WHEN {L} THEN a.window_start WHEN {R} OR a.failures = 0 THEN ?2 ELSE a.window_start END, \
-                   locked_until = CASE WHEN {L} THEN a.locked_until WHEN {n} >= ?4 THEN ?2 + ?5 ELSE NULL END, \
+                   failures = CASE WHEN {LOCKED} THEN a.failures ELSE {n} END, \
+                   window_start = CASE WHEN {LOCKED} THEN a.window_start WHEN {RESET} OR a.failures = 0 THEN ?2 ELSE a.window_start END, \
+                   locked_until = CASE WHEN {LOCKED} THEN a.locked_until WHEN {n} >= ?4 THEN ?2 + ?5 ELSE NULL END, \
                    pending = CASE WHEN a.pending > 0 THEN a.pending - 1 ELSE 0 END \
                  RETURNING failures, locked_until"
             )
