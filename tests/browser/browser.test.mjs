@@ -21,6 +21,23 @@ import {
   startStack,
 } from './harness.mjs';
 
+/** navigator.credentials.create in the page with a minimal options object: {id, type, uv}. */
+const createCredential = (page, rpId) =>
+  page.evaluate(async (id) => {
+    const cred = await navigator.credentials.create({
+      publicKey: {
+        challenge: crypto.getRandomValues(new Uint8Array(32)),
+        rp: { name: 'harness', id },
+        user: { id: new Uint8Array([1, 2, 3, 4]), name: 'ann@example.com', displayName: 'Ann' },
+        pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
+        authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+        attestation: 'none',
+        timeout: 10_000,
+      },
+    });
+    return { id: cred.id, type: cred.type, uv: (new Uint8Array(cred.response.getAuthenticatorData())[32] & 4) !== 0 };
+  }, rpId);
+
 let browser;
 before(async () => {
   browser = await launchBrowser();
@@ -49,6 +66,60 @@ describe('through nginx over HTTPS', () => {
     await assertNoCspViolations(page);
     const { errors } = await consoleErrors(page);
     assert.deepEqual(errors, []);
+  });
+
+  test('a page calls the service behind forward-auth and holds a WebSocket through nginx', async (t) => {
+    const email = 'browser@example.com';
+    const password = 'x7Kp2mQa-Trd9';
+    assert.equal((await stack.request('/api/v1/auth/register', { method: 'POST', json: { email, password } })).status, 201);
+    const login = await stack.request('/api/v1/auth/login', { method: 'POST', json: { username: email, password } });
+    assert.equal(login.status, 200, login.text);
+    const { access_token: token, user } = login.json();
+
+    const { page } = await newPage(browser, { t });
+    await page.goto(`${stack.origin}/healthz`);
+    const service = await page.evaluate(async (tok) => {
+      const call = async (headers) => {
+        const r = await fetch('/service/orders', { headers });
+        return { status: r.status, body: r.status === 200 ? await r.json() : null };
+      };
+      return { without: await call({}), with: await call({ authorization: `Bearer ${tok}` }) };
+    }, token);
+    assert.equal(service.without.status, 401);
+    assert.equal(service.with.status, 200);
+    assert.equal(service.with.body.headers['x-auth-user-id'], user.id);
+
+    const socket = await page.evaluate(
+      (url) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(url);
+          const got = [];
+          ws.onmessage = (m) => {
+            got.push(JSON.parse(m.data));
+            if (got.length === 1) ws.send(JSON.stringify({ type: 'ping' }));
+            else {
+              ws.close();
+              resolve(got);
+            }
+          };
+          ws.onerror = () => reject(new Error('WebSocket error'));
+          setTimeout(() => reject(new Error(`WebSocket: ${JSON.stringify(got)} after 10 s`)), 10_000);
+        }),
+      `${stack.origin.replace('https:', 'wss:')}/api/v1/ws?token=${encodeURIComponent(token)}`,
+    );
+    assert.equal(socket[0].type, 'welcome');
+    assert.equal(socket[0].user_id, user.id);
+    assert.deepEqual(socket[1], { type: 'pong' });
+  });
+
+  test('the virtual authenticator works on the HTTPS origin behind nginx despite the test certificate', async (t) => {
+    const { page } = await newPage(browser, { t });
+    const authenticator = await addVirtualAuthenticator(page);
+    await page.goto(`${stack.origin}/healthz`);
+    assert.equal(await page.evaluate(() => isSecureContext), true);
+    const created = await createCredential(page, 'localhost');
+    assert.equal(created.uv, true);
+    assert.equal((await authenticator.getCredentials()).length, 1);
   });
 
   test('a __Host- cookie set over HTTPS is kept, HttpOnly, and sent same-origin', async (t) => {
@@ -116,19 +187,7 @@ describe('pages of a tiny server (no tradeauth)', () => {
     assert.equal(await page.evaluate(() => typeof PublicKeyCredential), 'function');
     assert.equal(await page.evaluate(() => PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable()), true);
 
-    const created = await page.evaluate(async () => {
-      const cred = await navigator.credentials.create({
-        publicKey: {
-          challenge: crypto.getRandomValues(new Uint8Array(32)),
-          rp: { name: 'harness', id: 'localhost' },
-          user: { id: new Uint8Array([1, 2, 3, 4]), name: 'ann@example.com', displayName: 'Ann' },
-          pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
-          authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
-          attestation: 'none',
-        },
-      });
-      return { id: cred.id, type: cred.type, uv: (new Uint8Array(cred.response.getAuthenticatorData())[32] & 4) !== 0 };
-    });
+    const created = await createCredential(page, 'localhost');
     assert.equal(created.type, 'public-key');
     assert.equal(created.uv, true);
     const [stored] = await authenticator.getCredentials();

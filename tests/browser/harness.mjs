@@ -58,6 +58,7 @@ function killGroup(child, signal) {
 
 process.on('exit', () => {
   for (const child of live) killGroup(child, 'SIGKILL');
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(sig, () => {
@@ -75,6 +76,11 @@ function startChild(cmd, args, { env, cwd, logFile }) {
   });
   live.add(child);
   child.once('exit', () => live.delete(child));
+  // The child alone never keeps the test process alive: a test that forgot to stop it still
+  // ends, and the exit handler above kills it. (What waits on it holds a timer of its own.)
+  child.unref();
+  child.stdout.unref?.();
+  child.stderr.unref?.();
   const lines = [];
   const out = logFile ? fs.createWriteStream(logFile) : null;
   const listeners = new Set();
@@ -122,8 +128,17 @@ export async function freePort() {
   return port;
 }
 
+const tempDirs = new Set();
+
 function tempDir(label) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `tradeauth-browser-${label}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tradeauth-browser-${label}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function removeDir(dir) {
+  fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
 }
 
 function slug(s) {
@@ -235,6 +250,7 @@ export function tradeauthBin() {
 export async function startTradeauth(options = {}) {
   const bin = tradeauthBin();
   const dir = options.dir ?? tempDir('tradeauth');
+  if (options.keepDir) tempDirs.delete(dir);
   const mailDir = path.join(dir, 'mail');
   fs.mkdirSync(mailDir, { recursive: true });
   const dbPath = path.join(dir, 'tradeauth.db');
@@ -343,7 +359,7 @@ export async function startTradeauth(options = {}) {
           proc.onLine(f);
         }),
       stop: () => (stopped ??= stopProcess(proc.child).then((r) => {
-        if (!options.keepDir && !options.dir) fs.rmSync(dir, { recursive: true, force: true });
+        if (!options.keepDir && !options.dir) removeDir(dir);
         return r;
       })),
     };
@@ -387,7 +403,6 @@ export function testCertificates() {
     keyPath: path.join(dir, 'server.key'),
     ca: fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8'),
   };
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return tlsCache;
 }
 
@@ -416,6 +431,7 @@ export async function startUpstream() {
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
+  srv.unref(); // like the children: never what keeps a finished test process alive
   const { port } = srv.address();
   return {
     port,
@@ -446,6 +462,7 @@ export async function startPageServer(pages, { t } = {}) {
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
+  srv.unref(); // like the children: never what keeps a finished test process alive
   const { port } = srv.address();
   const server = {
     port,
@@ -639,7 +656,7 @@ export async function startNginx(options) {
     stop: () => (stopped ??= stopProcess(proc.child, { signal: 'SIGQUIT', graceMs: 5_000 }).then((r) => {
       const logs = path.join(ARTIFACTS, 'logs', `${label}.nginx-error.log`);
       fs.writeFileSync(logs, errorLog());
-      fs.rmSync(prefix, { recursive: true, force: true });
+      removeDir(prefix);
       return r;
     })),
   };
