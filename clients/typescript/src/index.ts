@@ -307,16 +307,26 @@ export class TradeAuth {
   /** @internal */ readonly ws?: WebSocketConstructor;
   private readonly creds?: Pick<CredentialsContainer, "create" | "get">;
 
-  private async load() {
+  /** Reads the stored session, synchronously when the storage is (so `signedIn` is right at once). */
+  private load(): Promise<void> {
+    const got = (raw: string | null | undefined) => {
+      try {
+        if (raw) this.s = JSON.parse(raw);
+      } catch {
+        // unreadable: signed out
+      }
+      const csrf = this.cookie && this.csrf();
+      if (!this.s && csrf) this.s = { exp: 0, ttl: 0, csrf };
+      this.plan();
+    };
     try {
-      const raw = await this.store.getItem(KEY);
-      if (raw) this.s = JSON.parse(raw);
+      const r = this.store.getItem(KEY);
+      if (r && typeof (r as any).then === "function") return (r as Promise<string>).then(got, () => got(null));
+      got(r as string | null);
     } catch {
-      // unreadable storage: signed out
+      got(null);
     }
-    const csrf = this.cookie && this.csrf();
-    if (!this.s && csrf) this.s = { exp: 0, ttl: 0, csrf };
-    this.plan();
+    return Promise.resolve();
   }
 
   /** True while the client holds a session (it may still turn out revoked). */
@@ -763,8 +773,11 @@ class AuthSocket implements TradeAuthSocket {
   }
 
   reauth(): void {
-    const at = (this.a as any).s?.at;
-    if (!this.cookie && at && this.raw?.readyState === 1) this.send({ type: "reauth", token: at });
+    const a: any = this.a;
+    if (!this.cookie && a.s?.at && this.raw?.readyState === 1) {
+      this.gen = a.gen;
+      this.send({ type: "reauth", token: a.s.at });
+    }
   }
 
   send(m: unknown): void {
