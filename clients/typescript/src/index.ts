@@ -658,6 +658,8 @@ export class TradeAuth {
     new Headers(init.headers).forEach((v, k) => base.set(k, v));
     const method = (init.method ?? (req ? input.method : "GET")).toUpperCase();
     const unsafe = !/^(GET|HEAD|OPTIONS)$/.test(method);
+    // a caller's own Authorization is the caller's business: no refresh for it
+    if (base.has("authorization")) authed = false;
     let again = base.has("idempotency-key");
     let expired = authed;
     for (;;) {
@@ -665,7 +667,7 @@ export class TradeAuth {
       const gen = this.gen;
       const h = new Headers(base);
       const s = this.s;
-      if (authed && s?.at && !h.has("authorization")) h.set("authorization", `Bearer ${s.at}`);
+      if (authed && s?.at) h.set("authorization", `Bearer ${s.at}`);
       const csrf = this.cookie && unsafe && this.csrf();
       if (csrf) h.set("x-csrf-token", csrf);
       const opts: RequestInit = { ...init, headers: h, method };

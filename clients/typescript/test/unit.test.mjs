@@ -97,6 +97,17 @@ test("20 concurrent 401 token_expired make one refresh and each request is retri
   assert.ok(retried.every((c) => c.headers.get("authorization") === "Bearer at2"));
 });
 
+test("a caller's own Authorization header is left alone: no refresh for it", async () => {
+  const srv = fakeServer({ ttl: 600 });
+  const auth = client(srv, { autoRefresh: false });
+  await auth.login({ username: "ada", password: "pw" });
+  srv.exps.set("mine", 1);
+  const r = await auth.fetch("/api/v1/orders", { headers: { Authorization: "Bearer mine" } });
+  assert.equal(r.status, 401);
+  assert.equal(srv.refreshes, 0);
+  assert.equal(srv.calls.at(-1).headers.get("authorization"), "Bearer mine");
+});
+
 test("a 401 token_expired is refreshed and retried once, never in a loop", async () => {
   const srv = fakeServer({ ttl: 600 });
   const auth = client(srv, { autoRefresh: false });
