@@ -727,6 +727,8 @@ class AuthSocket implements TradeAuthSocket {
   private closed = false;
   private tries = 0;
   private gen = -1;
+  /** A reconnect waiting (kept referenced: a bot whose socket dropped should not exit meanwhile). */
+  private timer: any;
   constructor(
     private readonly a: TradeAuth,
     private readonly h: SocketHandlers,
@@ -770,7 +772,7 @@ class AuthSocket implements TradeAuthSocket {
       } else if (e.code === 4001) {
         // expired without a reauth: refresh (unless that already happened) and reconnect
         (a.gen === this.gen ? a.refresh() : Promise.resolve()).catch(() => {}).then(() => this.open());
-      } else later(Math.min(30_000, 500 * 2 ** this.tries++), () => void this.open());
+      } else this.timer = setTimeout(() => void this.open(), Math.min(30_000, 500 * 2 ** this.tries++));
     };
   }
 
@@ -788,6 +790,7 @@ class AuthSocket implements TradeAuthSocket {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.timer);
     (this.a as any).sockets.delete(this);
     if (this.raw && this.raw.readyState < 2) this.raw.close(1000);
   }

@@ -169,6 +169,8 @@ export function memory() {
 /** A WebSocket double: records what is sent, lets the test close it with a code. */
 export class FakeWebSocket {
   static all = [];
+  /** Whether a new connection is greeted (a refused upgrade is not). */
+  static welcome = true;
   readyState = 0;
   sent = [];
   onopen = null;
@@ -178,7 +180,7 @@ export class FakeWebSocket {
   constructor(url) {
     this.url = url;
     FakeWebSocket.all.push(this);
-    queueMicrotask(() => {
+    if (FakeWebSocket.welcome) queueMicrotask(() => {
       this.readyState = 1;
       this.onopen?.({});
       this.onmessage?.({ data: JSON.stringify({ type: "welcome" }) });

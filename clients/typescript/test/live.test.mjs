@@ -132,7 +132,7 @@ describe("against the real server (access TTL 6 s)", () => {
     const auth = new TradeAuth({ baseUrl: srv.base, transport: "body", fetch: rec.fetch, autoRefresh: false });
     await auth.login({ email, password: PASSWORD });
     const stale = auth.accessToken;
-    await sleep(6_500);
+    await sleep(7_500); // `exp` is whole seconds and checked with `exp < now`: valid up to 7 s
     const raw = await fetch(`${srv.base}/api/v1/auth/me`, { headers: { authorization: `Bearer ${stale}` } });
     const body = await raw.json();
     assert.equal(body.code, "token_expired", `the token has expired: ${JSON.stringify(body)}`);

@@ -12,6 +12,7 @@ afterEach(() => {
   mock.timers.reset();
   delete globalThis.document;
   FakeWebSocket.all = [];
+  FakeWebSocket.welcome = true;
 });
 
 function client(srv, extra = {}) {
@@ -399,6 +400,31 @@ test("socket: token in the query, reauth after each refresh, reconnect after 400
   assert.equal(FakeWebSocket.all.length, 2, "no reconnect");
   assert.equal(auth.signedIn, false);
   assert.deepEqual(seen, [{ type: "signed_out", reason: "session_revoked" }]);
+});
+
+test("socket: a dropped connection reconnects with backoff; close() stops it", async () => {
+  fakeTimers();
+  const srv = fakeServer({ ttl: 600 });
+  const auth = client(srv, { WebSocket: FakeWebSocket, autoRefresh: false });
+  await auth.login({ username: "ada", password: "pw" });
+  const sock = auth.socket();
+  await settle();
+  FakeWebSocket.welcome = false; // the server is away: upgrades fail
+  FakeWebSocket.all[0].close(1006, "");
+  await advance(400, 100);
+  assert.equal(FakeWebSocket.all.length, 1, "not at once");
+  await advance(200, 100);
+  assert.equal(FakeWebSocket.all.length, 2, "after 500 ms");
+  FakeWebSocket.all[1].close(1006, ""); // no welcome came: the backoff grows
+  await advance(900, 100);
+  assert.equal(FakeWebSocket.all.length, 2);
+  await advance(200, 100);
+  assert.equal(FakeWebSocket.all.length, 3, "after 1 s");
+  FakeWebSocket.all[2].close(1006, "");
+  sock.close();
+  await advance(5000, 500);
+  assert.equal(FakeWebSocket.all.length, 3, "closed by the caller: no reconnect");
+  assert.equal(srv.refreshes, 0);
 });
 
 test("socket in cookie mode relies on the cookie", async () => {
