@@ -533,9 +533,9 @@ export class TradeAuth {
     this.later(s.exp - margin - Math.random() * Math.min(margin / 4, 30_000) - this.serverNow());
   }
 
-  /** On visibility or network return: refresh if one is due. */
+  /** On visibility or network return: refresh if one is due or a retry is waiting. */
   private check() {
-    if (this.s && this.serverNow() >= this.due) {
+    if (this.s && this.due < Infinity && (this.serverNow() >= this.due || this.fails > 0)) {
       clearTimeout(this.timer);
       this.background();
     }

@@ -366,6 +366,37 @@ test("a tab that becomes visible refreshes when one is due", async () => {
   auth.dispose();
 });
 
+test("the network coming back retries a backed-off refresh at once", async () => {
+  fakeTimers();
+  const doc = fakeDocument();
+  const listeners = {};
+  globalThis.addEventListener = (type, fn) => (listeners[type] = fn);
+  globalThis.removeEventListener = (type) => delete listeners[type];
+  try {
+    const srv = fakeServer({ ttl: 60 });
+    const auth = client(srv, { broadcast: false });
+    await auth.login({ username: "ada", password: "pw" });
+    srv.queue["/api/v1/auth/refresh"] = ["network", "network", "network", "network"];
+    // first try by 40 s, then 1 s, 2 s, 4 s later: after the 4th failure the next waits ~8 s
+    for (let i = 0; i < 600 && srv.refreshes < 4; i++) await advance(100);
+    assert.equal(srv.refreshes, 4);
+    await advance(1000);
+    assert.equal(srv.refreshes, 4, "backing off");
+    listeners.online();
+    await settle();
+    assert.equal(srv.refreshes, 5, "retried on `online`");
+    assert.equal(auth.accessToken, "at2");
+    doc.dispatchEvent(new Event("visibilitychange"));
+    await settle();
+    assert.equal(srv.refreshes, 5, "nothing due");
+    auth.dispose();
+    assert.equal(listeners.online, undefined, "dispose removes the listeners");
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  }
+});
+
 test("dispose stops the schedule", async () => {
   fakeTimers();
   const srv = fakeServer({ ttl: 60 });
