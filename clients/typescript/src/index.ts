@@ -409,8 +409,8 @@ export class TradeAuth {
   }
 
   /**
-   * An authenticated `fetch` for the platform's own APIs (relative URLs are resolved against
-   * `baseUrl`). Refreshes first when the token is due, and once on a 401 `token_expired`;
+   * An authenticated `fetch` for the platform's own APIs (a path starting with `/` is appended
+   * to `baseUrl`). Refreshes first when the token is due, and once on a 401 `token_expired`;
    * a request that fails on the network is re-sent once only if it has an `Idempotency-Key`.
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -653,7 +653,8 @@ export class TradeAuth {
   private async call(input: string | URL | Request, init: RequestInit = {}, authed: boolean): Promise<Response> {
     await this.ready;
     const req = input instanceof Request;
-    const url = req ? input.url : new URL(String(input), this.base + "/").href;
+    const str = String(input);
+    const url = req ? input.url : str[0] === "/" ? this.base + str : new URL(str, this.base + "/").href;
     const base = new Headers(req ? input.headers : undefined);
     new Headers(init.headers).forEach((v, k) => base.set(k, v));
     const method = (init.method ?? (req ? input.method : "GET")).toUpperCase();
@@ -745,7 +746,7 @@ class AuthSocket implements TradeAuthSocket {
     if (this.closed) return;
     if (!a.s) return this.close();
     const W: WebSocketConstructor = a.ws;
-    const u = new URL("/api/v1/ws", a.base + "/");
+    const u = new URL(a.base + "/api/v1/ws");
     u.protocol = u.protocol.replace("http", "ws");
     if (!this.cookie) u.searchParams.set("token", a.s.at);
     this.gen = a.gen;

@@ -163,6 +163,25 @@ test("a background 429 waits Retry-After; a 429 on a call the user made is throw
   auth.dispose();
 });
 
+test("a baseUrl with a path prefix is kept for the API, the socket and fetch paths", async () => {
+  const srv = fakeServer();
+  const urls = [];
+  const viaGateway = (i, n) => (urls.push(String(i)), srv.fetch(String(i).replace("gw.test/auth/", "gw.test/"), n));
+  const auth = new TradeAuth({ baseUrl: "http://gw.test/auth/", transport: "body", fetch: viaGateway, WebSocket: FakeWebSocket });
+  await auth.login({ username: "ada", password: "pw" });
+  await auth.fetch("/api/v1/orders");
+  await auth.fetch("https://api.test/v1/positions");
+  auth.socket();
+  await settle();
+  assert.deepEqual(urls, [
+    "http://gw.test/auth/api/v1/auth/login",
+    "http://gw.test/auth/api/v1/orders",
+    "https://api.test/v1/positions",
+  ]);
+  assert.equal(FakeWebSocket.all[0].url, "ws://gw.test/auth/api/v1/ws?token=at1");
+  auth.dispose();
+});
+
 test("a request that failed on the network is not re-sent", async () => {
   const srv = fakeServer();
   const auth = client(srv);
