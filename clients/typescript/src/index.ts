@@ -554,7 +554,12 @@ export class TradeAuth {
       user: t.user,
     };
     this.gen++;
-    await this.store.setItem(KEY, JSON.stringify(this.s));
+    this.fails = 0;
+    try {
+      await this.store.setItem(KEY, JSON.stringify(this.s));
+    } catch {
+      // a full or broken storage: the session still works in memory
+    }
     if (this.disposed) return;
     this.plan();
     this.post({ t: type, s: this.s });
