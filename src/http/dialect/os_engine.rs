@@ -5,9 +5,10 @@
 //! logout `{refreshToken?}` → 200 `{"success": true, "message": ...}`; errors `{"error":
 //! "..."}` with the seed's messages, 423 adds `lockedUntil`.
 
-use super::super::error::ApiResult;
+use super::super::error::{status, ApiResult};
 use super::super::extract::{AppJson, AuthUser, Ctx, MaybeJson};
-use super::super::AppState;
+use super::super::state::AppState;
+use super::super::views::rfc3339_ms;
 use crate::domain::User;
 use crate::service::auth::LoginInput;
 use crate::service::Error;
@@ -18,12 +19,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-fn millis(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
 pub fn error(error: &Error) -> (StatusCode, Value) {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = status(error);
     let message = match error {
         Error::InvalidCredentials => "Invalid email or password".to_string(),
         Error::AccountLocked { .. } => {
@@ -35,7 +32,7 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     };
     let mut body = json!({ "error": message });
     if let Error::AccountLocked { locked_until } = error {
-        body["lockedUntil"] = json!(millis(locked_until));
+        body["lockedUntil"] = json!(rfc3339_ms(locked_until));
     }
     if let Error::RateLimited { retry_after } = error {
         body["retryAfter"] = json!(retry_after);
@@ -44,7 +41,7 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
 }
 
 fn user_body(u: &User) -> Value {
-    json!({"id": u.id, "email": u.email, "createdAt": millis(&u.created_at)})
+    json!({"id": u.id, "email": u.email, "createdAt": rfc3339_ms(&u.created_at)})
 }
 
 /// No `Debug`: it holds a password.

@@ -6,11 +6,11 @@
 //! names roles `user`/`premium`/`admin`; errors are FastAPI's `{"detail": "..."}`, with
 //! validation errors as 422.
 
-use super::super::auth::{LoginRequest, RefreshRequest};
-use super::super::error::ApiResult;
+use super::super::error::{status, ApiResult};
 use super::super::extract::{AppJson, AuthUser, Ctx};
+use super::super::requests::{LoginRequest, RefreshRequest};
+use super::super::state::AppState;
 use super::super::views::rfc3339;
-use super::super::AppState;
 use crate::service::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 pub fn error(error: &Error) -> (StatusCode, Value) {
     let status = match error {
         Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        e => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e => status(e),
     };
     let detail = match error {
         Error::InvalidCredentials => "Incorrect username or password".to_string(),

@@ -6,11 +6,11 @@
 //! `{"success": false, "error": {"code": "INVALID_CREDENTIALS", "message": "..."}}` —
 //! codes the seed does not list are the native code in upper case.
 
-use super::super::auth::NewUser;
-use super::super::auth::{LoginRequest, RefreshRequest};
-use super::super::error::ApiResult;
+use super::super::error::{status, ApiResult};
 use super::super::extract::{AppJson, Ctx};
-use super::super::AppState;
+use super::super::requests::{LoginRequest, NewUser, RefreshRequest};
+use super::super::state::AppState;
+use super::super::views::rfc3339_ms;
 use crate::service::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,15 +19,14 @@ use axum::Json;
 use serde_json::{json, Value};
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = status(error);
     let mut inner = json!({ "code": error.code().to_uppercase(), "message": error.message() });
     if let Some(details) = error.details() {
         inner["details"] = json!(details);
     }
     match error {
         Error::AccountLocked { locked_until } => {
-            inner["locked_until"] =
-                json!(locked_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            inner["locked_until"] = json!(rfc3339_ms(locked_until));
         }
         Error::RateLimited { retry_after } => inner["retry_after"] = json!(retry_after),
         _ => {}
@@ -80,7 +79,7 @@ pub async fn refresh_tokens(
     let i = state.service.refresh(&token, &ctx).await?;
     let mut data = json!({"access_token": i.access_token, "expires_in": i.expires_in});
     // With rotation turned on explicitly, the client needs the new refresh token.
-    if state.service.config.refresh_rotation {
+    if state.service.config().refresh_rotation {
         data["refresh_token"] = json!(i.refresh_token);
     }
     Ok(ok(data))
