@@ -1,37 +1,53 @@
-//! `/api/v1/auth/*` in the native dialect: the handlers every dialect shares, and the
-//! native versions of the five a seed may reshape (`dialect::auth_routes` picks).
+//! `/api/v1/auth/*`: registration, login, tokens, the caller's profile, sessions and
+//! events, and the forward-auth check. One handler per endpoint serves every dialect:
+//! where a seed describes an endpoint (register, login, refresh, logout, me), the handler
+//! asks `dialect` to read the body in the seed's spelling and to shape the answer.
 
+use super::dialect::{self, DialectJson, MaybeDialectJson};
 use super::error::ApiResult;
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Credentials, Ctx, MaybeJson};
-use super::ratelimit::{limit_all, Class};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Credentials, Ctx};
+use super::idempotency::idempotent;
+use super::ratelimit::{limit_all, limited, Class};
 use super::requests::{
     secret, LoginRequest, NewUser, PageQuery, PasswordChange, ProfileUpdate, RefreshRequest,
 };
 use super::state::AppState;
-use super::views::{EventBody, ListBody, SessionBody, TokenBody, UserBody};
+use super::views::{EventBody, ListBody, SessionBody, UserBody};
 use crate::domain::Tier;
 use crate::service::{Caller, Error};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
-/// The native-only `/auth` routes; the five a seed describes come from
-/// `dialect::auth_routes`. `PATCH /me` merges with that module's `GET /me`.
+/// The `/auth` routes of this module, each with its rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = Router::new()
+    let writes = Router::new()
+        .route("/logout", post(logout_user))
         .route("/logout-all", post(logout_everywhere))
-        .route("/me", patch(update_me))
+        .route("/me", get(get_me).patch(update_me))
         .route("/password", post(change_password))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(revoke_session))
         .route("/events", get(list_events))
         .route("/verify", get(verify_caller));
-    limit_all(routes, state, Class::Write)
+    limit_all(writes, state, Class::Write)
+        .route(
+            "/register",
+            limited(
+                idempotent(post(register_user), state),
+                state,
+                Class::Register,
+            ),
+        )
+        .route("/login", limited(post(login_user), state, Class::Login))
+        .route(
+            "/refresh",
+            limited(post(refresh_tokens), state, Class::Refresh),
+        )
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = NewUser, responses((status = 201, description = "registered", body = super::views::Registered), super::views::Errors, (status = 403, description = "error", body = super::views::ErrorBody), (status = 409, description = "error", body = super::views::ErrorBody), (status = 422, description = "error", body = super::views::ErrorBody)))]
@@ -41,30 +57,35 @@ pub(crate) async fn register_user(
     AppJson(body): AppJson<NewUser>,
 ) -> ApiResult<Response> {
     let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
-    let body =
-        json!({ "user": UserBody::from(&user), "verification_required": verification_required });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(dialect::registered(
+        state.dialect(),
+        &user,
+        verification_required,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), super::views::CallerErrors, (status = 423, description = "error", body = super::views::ErrorBody)))]
 pub(crate) async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    AppJson(body): AppJson<LoginRequest>,
-) -> ApiResult<Json<TokenBody>> {
-    let issued = state.service.login(body.into_input(), &ctx).await?;
-    Ok(Json(TokenBody::from(&issued)))
+    DialectJson(body): DialectJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let input = dialect::login_input(state.dialect(), body)?;
+    let issued = state.service.login(input, &ctx).await?;
+    Ok(dialect::signed_in(state.dialect(), &issued))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens", body = super::views::TokenBody), super::views::CallerErrors))]
 pub(crate) async fn refresh_tokens(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    AppJson(body): AppJson<RefreshRequest>,
-) -> ApiResult<Json<TokenBody>> {
-    let token = Error::required(body.refresh_token, "refresh_token")?;
+    DialectJson(body): DialectJson<RefreshRequest>,
+) -> ApiResult<Response> {
+    let field = dialect::field_name(state.dialect(), "refresh_token");
+    let token = Error::required(body.refresh_token, field)?;
     let issued = state.service.refresh(&token, &ctx).await?;
-    Ok(Json(TokenBody::from(&issued)))
+    let rotation = state.service.config().refresh_rotation;
+    Ok(dialect::refreshed(state.dialect(), &issued, rotation))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<RefreshRequest>, responses((status = 204, description = "logged out"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
@@ -72,14 +93,14 @@ pub(crate) async fn logout_user(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
-    MaybeJson(body): MaybeJson<RefreshRequest>,
-) -> ApiResult<StatusCode> {
+    MaybeDialectJson(body): MaybeDialectJson<RefreshRequest>,
+) -> ApiResult<Response> {
     let token = body.and_then(|b| b.refresh_token);
     state
         .service
         .logout(&caller, token.as_deref(), &ctx)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(dialect::logged_out(state.dialect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", responses((status = 204, description = "every session ended"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
@@ -96,9 +117,9 @@ pub(crate) async fn logout_everywhere(
 pub(crate) async fn get_me(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-) -> ApiResult<Json<UserBody>> {
+) -> ApiResult<Response> {
     let user = state.service.me(&caller).await?;
-    Ok(Json(UserBody::from(&user)))
+    Ok(dialect::user(state.dialect(), &user))
 }
 
 #[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileUpdate, responses((status = 200, description = "updated", body = super::views::UserBody), super::views::CallerErrors, (status = 409, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]

@@ -42,6 +42,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// Parses a JSON value already read into `T`, with [`AppJson`]'s rejections (a dialect
+/// reshapes a body before it is parsed).
+pub fn parse_json<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    axum::Json::<T>::from_bytes(&bytes)
+        .map(|axum::Json(v)| v)
+        .map_err(|r| ApiError(json_rejection(r)))
+}
+
 fn json_rejection(r: JsonRejection) -> Error {
     let status = r.status().as_u16();
     let text = match &r {

@@ -9,7 +9,7 @@
 //! client sends), `views` (bodies we answer, and the OpenAPI schemas) and `error` (the
 //! status of each service error); above them `extract`, `ratelimit`, `idempotency`; then
 //! the resource modules (`auth`, `account`, `apikeys`, `admin`, `ops`, `ws`); on top
-//! `dialect` (which picks the seed's routes and renders every error response) and
+//! `dialect` (which reshapes the seed endpoints' bodies and renders every error response) and
 //! `openapi` (which lists every handler).
 
 pub mod account;
@@ -45,8 +45,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest(
             "/auth",
-            dialect::auth_routes(&state)
-                .merge(auth::router(&state))
+            auth::router(&state)
                 .merge(apikeys::router(&state))
                 .merge(account::router(&state)),
         )
