@@ -75,11 +75,11 @@ impl Application {
         let service = self.service.clone();
         let shutdown = async move {
             shutdown.await;
-            service.shutdown.send_replace(true);
+            service.begin_shutdown();
         };
         tracing::info!(
             port = self.port,
-            dialect = self.service.config.dialect.as_str(),
+            dialect = self.service.config().dialect.as_str(),
             "tradeauth listening"
         );
         let result = axum::serve(
@@ -92,7 +92,7 @@ impl Application {
         // the moment it needs to send its 1001 before the runtime goes away.
         sockets.wait_closed(Duration::from_secs(5)).await;
         // Mails for requests already answered (a verification link, a reset link).
-        let unsent = self.service.outbox.drain(Duration::from_secs(10)).await;
+        let unsent = self.service.drain_outbox(Duration::from_secs(10)).await;
         if unsent > 0 {
             tracing::warn!(unsent, "stopping with mails not yet sent");
         }

@@ -5,8 +5,7 @@ use crate::config::Config;
 use crate::domain::{Tier, UserId};
 use crate::service::admin::AdminPatch;
 use crate::service::auth::NewAccount;
-use crate::service::{PageRequest, Service};
-use crate::store::UserQuery;
+use crate::service::{PageRequest, Service, UserQuery};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -149,14 +148,8 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn resolve(service: &Service, who: &str) -> anyhow::Result<UserId> {
-    if let Ok(id) = uuid::Uuid::parse_str(who) {
-        if let Some(u) = service.store.user_by_id(UserId(id)).await? {
-            return Ok(u.id);
-        }
-    }
     service
-        .store
-        .user_by_login(who)
+        .find_user(who)
         .await?
         .map(|u| u.id)
         .ok_or_else(|| anyhow::anyhow!("no user {who:?} (give an id, email or username)"))

@@ -1,16 +1,18 @@
-//! The domain: users, tiers, password policy, session and lockout rules, and the
-//! addresses an API key may be used from.
+//! The domain: users, tiers, password policy, session and lockout rules, the kinds of
+//! security event, and the addresses an API key may be used from.
 //!
 //! Pure Rust only — no axum, no sqlx, no tokio. Every type here is built by a `parse`
 //! constructor that refuses invalid input, so the layers above never re-check a value
 //! they hold (parse, don't validate). Time is always passed in, never read here.
 
+pub mod audit;
 pub mod lockout;
 pub mod network;
 pub mod password;
 pub mod session;
 pub mod user;
 
+pub use audit::AuditKind;
 pub use password::{PasswordPolicyError, PolicyInput};
 pub use session::{RefreshDecision, Session, SessionState};
 pub use user::{Email, FullName, Role, Tier, User, UserId, Username};

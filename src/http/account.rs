@@ -3,8 +3,9 @@
 
 use super::error::ApiResult;
 use super::extract::{AppJson, AuthUser, Ctx};
+use super::ratelimit::{limit_all, Class};
+use super::state::AppState;
 use super::views::UserBody;
-use super::AppState;
 use crate::service::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,15 +16,17 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mail = Router::new()
         .route("/verify-email", post(verify_email))
         .route("/verify-email/resend", post(resend_verification))
         .route("/password-reset", post(request_password_reset))
-        .route("/password-reset/confirm", post(confirm_password_reset))
+        .route("/password-reset/confirm", post(confirm_password_reset));
+    let mfa = Router::new()
         .route("/mfa/totp/setup", post(setup_totp))
         .route("/mfa/totp/enable", post(enable_totp))
-        .route("/mfa/totp/disable", post(disable_totp))
+        .route("/mfa/totp/disable", post(disable_totp));
+    limit_all(mail, state, Class::Mail).merge(limit_all(mfa, state, Class::Write))
 }
 
 fn accepted() -> Response {
@@ -36,7 +39,7 @@ pub(crate) struct MailTokenRequest {
     token: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "account", request_body = MailTokenRequest, responses((status = 200, description = "verified", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "account", request_body = MailTokenRequest, responses((status = 200, description = "verified", body = super::views::UserBody), super::views::Errors))]
 pub(crate) async fn verify_email(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -55,7 +58,7 @@ pub(crate) struct EmailBody {
 }
 
 /// 202 whatever the address: no account enumeration.
-#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = crate::http::openapi::Accepted), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = super::views::Accepted), super::views::Errors))]
 pub(crate) async fn resend_verification(
     State(state): State<AppState>,
     AppJson(body): AppJson<EmailBody>,
@@ -68,7 +71,7 @@ pub(crate) async fn resend_verification(
 }
 
 /// 202 whatever the address: no account enumeration.
-#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = crate::http::openapi::Accepted), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "account", request_body = EmailBody, responses((status = 202, description = "accepted, whatever the address", body = super::views::Accepted), super::views::Errors))]
 pub(crate) async fn request_password_reset(
     State(state): State<AppState>,
     AppJson(body): AppJson<EmailBody>,
@@ -87,7 +90,7 @@ pub(crate) struct ResetConfirm {
     new_password: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "account", request_body = ResetConfirm, responses((status = 204, description = "password set; every session ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "account", request_body = ResetConfirm, responses((status = 204, description = "password set; every session ended"), super::views::Errors, (status = 422, description = "error", body = super::views::ErrorBody)))]
 pub(crate) async fn confirm_password_reset(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -104,7 +107,7 @@ pub(crate) async fn confirm_password_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/setup", tag = "mfa", responses((status = 200, description = "a new secret to enrol", body = crate::http::openapi::TotpSetup), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/setup", tag = "mfa", responses((status = 200, description = "a new secret to enrol", body = super::views::TotpSetup), super::views::CallerErrors, (status = 409, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn setup_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -118,7 +121,7 @@ pub(crate) struct CodeBody {
     code: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = "mfa", request_body = CodeBody, responses((status = 200, description = "enabled; single-use recovery codes", body = crate::http::openapi::RecoveryCodes), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = "mfa", request_body = CodeBody, responses((status = 200, description = "enabled; single-use recovery codes", body = super::views::RecoveryCodes), super::views::CallerErrors, (status = 409, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn enable_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -137,7 +140,7 @@ pub(crate) struct DisableBody {
     code: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = "mfa", request_body = DisableBody, responses((status = 204, description = "disabled"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = "mfa", request_body = DisableBody, responses((status = 204, description = "disabled"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn disable_totp(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

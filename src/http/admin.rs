@@ -1,14 +1,15 @@
 //! `/api/v1/admin/*`: tier 4 only (`MinTier<4>` on every handler).
 
-use super::auth::{NewUser, PageQuery};
 use super::error::ApiResult;
 use super::extract::{AppJson, AppPath, AppQuery, Ctx, MinTier};
+use super::idempotency::idempotent;
+use super::ratelimit::{limit_all, Class};
+use super::requests::{NewUser, PageQuery};
+use super::state::AppState;
 use super::views::{double_option, empty_as_none, AdminUserBody, EventBody, ListBody, UserBody};
-use super::AppState;
 use crate::domain::{Tier, UserId};
 use crate::service::admin::AdminPatch;
-use crate::service::Error;
-use crate::store::{AuditQuery, UserQuery};
+use crate::service::{AuditQuery, Error, UserQuery};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,9 +22,12 @@ use uuid::Uuid;
 
 type Admin = MinTier<4>;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list_users).post(create_user))
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route(
+            "/users",
+            idempotent(get(list_users).post(create_user), state),
+        )
         .route(
             "/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
@@ -34,7 +38,8 @@ pub fn router() -> Router<AppState> {
             axum::routing::delete(revoke_user_sessions),
         )
         .route("/audit", get(query_audit))
-        .route("/signing-keys/rotate", post(rotate_signing_keys))
+        .route("/signing-keys/rotate", post(rotate_signing_keys));
+    limit_all(routes, state, Class::Write)
 }
 
 fn tier(n: Option<i64>) -> Result<Option<Tier>, Error> {
@@ -53,7 +58,7 @@ pub(crate) struct UserListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(("q" = Option<String>, Query, description = "substring of email, username or name"), ("tier" = Option<i64>, Query), ("active" = Option<bool>, Query), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "users", body = super::views::ListBody<super::views::AdminUserBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(("q" = Option<String>, Query, description = "substring of email, username or name"), ("tier" = Option<i64>, Query), ("active" = Option<bool>, Query), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "users", body = super::views::ListBody<super::views::AdminUserBody>), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     _: Admin,
@@ -83,7 +88,7 @@ pub(crate) struct AdminNewUser {
     is_verified: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = AdminNewUser, responses((status = 201, description = "created", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = AdminNewUser, responses((status = 201, description = "created", body = super::views::AdminUserBody), super::views::CallerErrors, (status = 409, description = "error", body = super::views::ErrorBody), (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -110,7 +115,7 @@ pub(crate) async fn create_user(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "the user with lockout state", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "the user with lockout state", body = super::views::AdminUserBody), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn get_user(
     State(state): State<AppState>,
     _: Admin,
@@ -129,7 +134,7 @@ pub(crate) struct AdminUserUpdate {
     full_name: Option<Option<String>>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = AdminUserUpdate, params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "updated", body = super::views::AdminUserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = AdminUserUpdate, params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 200, description = "updated", body = super::views::AdminUserBody), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody), (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -150,7 +155,7 @@ pub(crate) async fn update_user(
     Ok(Json(AdminUserBody::from(&user)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "deleted; sessions and keys revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "deleted; sessions and keys revoked"), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody), (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn delete_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -164,7 +169,7 @@ pub(crate) async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/unlock", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "lockout lifted"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/unlock", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "lockout lifted"), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn unlock_user(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -178,7 +183,7 @@ pub(crate) async fn unlock_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/sessions", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "every session revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/sessions", tag = "admin", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "every session revoked"), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn revoke_user_sessions(
     State(state): State<AppState>,
     MinTier(admin): Admin,
@@ -205,7 +210,7 @@ pub(crate) struct AuditParams {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(("user_id" = Option<uuid::Uuid>, Query), ("type" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339"), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "audit events, newest first", body = super::views::ListBody<super::views::EventBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(("user_id" = Option<uuid::Uuid>, Query), ("type" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339"), ("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "audit events, newest first", body = super::views::ListBody<super::views::EventBody>), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn query_audit(
     State(state): State<AppState>,
     _: Admin,
@@ -225,7 +230,7 @@ pub(crate) async fn query_audit(
     Ok(Json(ListBody::from_paged(&paged, |x| EventBody::from(x))))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/signing-keys/rotate", tag = "admin", responses((status = 200, description = "the new active kid", body = crate::http::openapi::RotatedKey), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/admin/signing-keys/rotate", tag = "admin", responses((status = 200, description = "the new active kid", body = super::views::RotatedKey), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn rotate_signing_keys(
     State(state): State<AppState>,
     _: Admin,

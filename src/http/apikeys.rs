@@ -1,12 +1,13 @@
 //! `/api/v1/auth/api-keys`: create (the key is shown once), list, revoke.
 
-use super::auth::PageQuery;
 use super::error::ApiResult;
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Ctx};
+use super::ratelimit::{limit_all, Class};
+use super::requests::PageQuery;
+use super::state::AppState;
 use super::views::{rfc3339, rfc3339_opt, ListBody};
-use super::AppState;
 use crate::service::apikeys::NewApiKey;
-use crate::store::ApiKeyRecord;
+use crate::service::ApiKeyRecord;
 use crate::tokens::apikey::PREFIX;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,10 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/api-keys/{id}", delete(revoke_api_key))
+        .route("/api-keys/{id}", delete(revoke_api_key));
+    limit_all(routes, state, Class::Write)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -70,7 +72,7 @@ pub(crate) struct CreatedKeyBody {
     key: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "api-keys", request_body = ApiKeyRequest, responses((status = 201, description = "created; the key is shown this once", body = CreatedKeyBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "api-keys", request_body = ApiKeyRequest, responses((status = 201, description = "created; the key is shown this once", body = CreatedKeyBody), super::views::CallerErrors, (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn create_api_key(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -98,7 +100,7 @@ pub(crate) async fn create_api_key(
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "api-keys", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's keys, never the secret", body = super::views::ListBody<ApiKeyBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "api-keys", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's keys, never the secret", body = super::views::ListBody<ApiKeyBody>), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list_api_keys(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -108,7 +110,7 @@ pub(crate) async fn list_api_keys(
     Ok(Json(ListBody::from_paged(&paged, |k| ApiKeyBody::from(k))))
 }
 
-#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "api-keys", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "api-keys", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn revoke_api_key(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

@@ -1,176 +1,109 @@
-//! `/api/v1/auth/*` in the native dialect.
+//! `/api/v1/auth/*`: registration, login, tokens, the caller's profile, sessions and
+//! events, and the forward-auth check. One handler per endpoint serves every dialect:
+//! where a seed describes an endpoint (register, login, refresh, logout, me), the handler
+//! asks `dialect` to read the body in the seed's spelling and to shape the answer.
 
+use super::dialect::{self, DialectJson, MaybeDialectJson};
 use super::error::ApiResult;
-use super::extract::{presented, AppJson, AppPath, AppQuery, AuthUser, Ctx, MaybeJson, Presented};
-use super::views::{double_option, EventBody, ListBody, SessionBody, TokenBody, UserBody};
-use super::AppState;
-use crate::config::Dialect;
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Credentials, Ctx};
+use super::idempotency::idempotent;
+use super::ratelimit::{limit_all, limited, Class};
+use super::requests::{
+    secret, LoginRequest, NewUser, PageQuery, PasswordChange, ProfileUpdate, RefreshRequest,
+};
+use super::state::AppState;
+use super::views::{EventBody, ListBody, SessionBody, UserBody};
 use crate::domain::Tier;
-use crate::service::auth::{LoginInput, NewAccount};
-use crate::service::{Caller, Error, PageRequest};
+use crate::service::{Caller, Error};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
-/// The `/auth` routes. The five a seed describes (register, login, refresh, logout, me)
-/// come from the dialect's module where the seed defines them; the rest are native.
-pub fn router(dialect: Dialect) -> Router<AppState> {
-    use super::dialect::{os_engine, quantum, stratify};
-    let (register, login, refresh, logout, me) = match dialect {
-        Dialect::Native => (
-            post(register_user),
-            post(login_user),
-            post(refresh_tokens),
-            post(logout_user),
-            get(get_me),
-        ),
-        Dialect::Quantum => (
-            post(register_user),
-            post(quantum::login_user),
-            post(quantum::refresh_tokens),
-            post(logout_user),
-            get(quantum::get_me),
-        ),
-        Dialect::OsEngine => (
-            post(register_user),
-            post(os_engine::login_user),
-            post(os_engine::refresh_tokens),
-            post(os_engine::logout_user),
-            get(os_engine::get_me),
-        ),
-        Dialect::Stratify => (
-            post(stratify::register_user),
-            post(stratify::login_user),
-            post(stratify::refresh_tokens),
-            post(logout_user),
-            get(get_me),
-        ),
-    };
-    Router::new()
-        .route("/register", register)
-        .route("/login", login)
-        .route("/refresh", refresh)
-        .route("/logout", logout)
+/// The `/auth` routes of this module, each with its rate limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let writes = Router::new()
+        .route("/logout", post(logout_user))
         .route("/logout-all", post(logout_everywhere))
-        .route("/me", me.patch(update_me))
+        .route("/me", get(get_me).patch(update_me))
         .route("/password", post(change_password))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(revoke_session))
         .route("/events", get(list_events))
-        .route("/verify", get(verify_caller))
+        .route("/verify", get(verify_caller));
+    limit_all(writes, state, Class::Write)
+        .route(
+            "/register",
+            limited(
+                idempotent(post(register_user), state),
+                state,
+                Class::Register,
+            ),
+        )
+        .route("/login", limited(post(login_user), state, Class::Login))
+        .route(
+            "/refresh",
+            limited(post(refresh_tokens), state, Class::Refresh),
+        )
 }
 
-fn secret(s: Option<String>) -> SecretString {
-    SecretString::from(s.unwrap_or_default())
-}
-
-/// No `Debug`: it holds a secret.
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewUser {
-    pub email: Option<String>,
-    pub password: Option<String>,
-    pub username: Option<String>,
-    pub full_name: Option<String>,
-}
-
-impl NewUser {
-    pub fn into_account(self) -> NewAccount {
-        NewAccount {
-            email: self.email.unwrap_or_default(),
-            password: secret(self.password),
-            username: self.username,
-            full_name: self.full_name,
-        }
-    }
-}
-
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = NewUser, responses((status = 201, description = "registered", body = crate::http::openapi::Registered), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = NewUser, responses((status = 201, description = "registered", body = super::views::Registered), super::views::Errors, (status = 403, description = "error", body = super::views::ErrorBody), (status = 409, description = "error", body = super::views::ErrorBody), (status = 422, description = "error", body = super::views::ErrorBody)))]
 pub(crate) async fn register_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     AppJson(body): AppJson<NewUser>,
 ) -> ApiResult<Response> {
     let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
-    let body =
-        json!({ "user": UserBody::from(&user), "verification_required": verification_required });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(dialect::registered(
+        state.dialect(),
+        &user,
+        verification_required,
+    ))
 }
 
-/// No `Debug`: it holds a secret.
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct LoginRequest {
-    pub username: Option<String>,
-    pub email: Option<String>,
-    pub password: Option<String>,
-    #[serde(default)]
-    pub remember_me: Option<bool>,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-}
-
-impl LoginRequest {
-    /// The login use case's input; `username` may hold a username or an email. The
-    /// quantum and stratify dialects take this same body.
-    pub fn into_input(self) -> LoginInput {
-        LoginInput {
-            identifier: self.username.or(self.email).unwrap_or_default(),
-            password: secret(self.password),
-            remember_me: self.remember_me.unwrap_or(false),
-            totp_code: self.totp_code,
-            recovery_code: self.recovery_code,
-        }
-    }
-}
-
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 423, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), super::views::CallerErrors, (status = 423, description = "error", body = super::views::ErrorBody)))]
 pub(crate) async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    AppJson(body): AppJson<LoginRequest>,
-) -> ApiResult<Json<TokenBody>> {
-    let issued = state.service.login(body.into_input(), &ctx).await?;
-    Ok(Json(TokenBody::from(&issued)))
+    DialectJson(body): DialectJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let input = dialect::login_input(state.dialect(), body)?;
+    let issued = state.service.login(input, &ctx).await?;
+    Ok(dialect::signed_in(state.dialect(), &issued))
 }
 
-/// No `Debug`: it holds a secret.
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RefreshRequest {
-    pub refresh_token: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens", body = super::views::TokenBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens", body = super::views::TokenBody), super::views::CallerErrors))]
 pub(crate) async fn refresh_tokens(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    AppJson(body): AppJson<RefreshRequest>,
-) -> ApiResult<Json<TokenBody>> {
-    let token = Error::required(body.refresh_token, "refresh_token")?;
+    DialectJson(body): DialectJson<RefreshRequest>,
+) -> ApiResult<Response> {
+    let field = dialect::field_name(state.dialect(), "refresh_token");
+    let token = Error::required(body.refresh_token, field)?;
     let issued = state.service.refresh(&token, &ctx).await?;
-    Ok(Json(TokenBody::from(&issued)))
+    let rotation = state.service.config().refresh_rotation;
+    Ok(dialect::refreshed(state.dialect(), &issued, rotation))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<RefreshRequest>, responses((status = 204, description = "logged out"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<RefreshRequest>, responses((status = 204, description = "logged out"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn logout_user(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
-    MaybeJson(body): MaybeJson<RefreshRequest>,
-) -> ApiResult<StatusCode> {
+    MaybeDialectJson(body): MaybeDialectJson<RefreshRequest>,
+) -> ApiResult<Response> {
     let token = body.and_then(|b| b.refresh_token);
     state
         .service
         .logout(&caller, token.as_deref(), &ctx)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(dialect::logged_out(state.dialect()))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", responses((status = 204, description = "every session ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", responses((status = 204, description = "every session ended"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn logout_everywhere(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -180,23 +113,16 @@ pub(crate) async fn logout_everywhere(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "the user object", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "the user object", body = super::views::UserBody), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn get_me(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-) -> ApiResult<Json<UserBody>> {
+) -> ApiResult<Response> {
     let user = state.service.me(&caller).await?;
-    Ok(Json(UserBody::from(&user)))
+    Ok(dialect::user(state.dialect(), &user))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ProfileUpdate {
-    pub username: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub full_name: Option<Option<String>>,
-}
-
-#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileUpdate, responses((status = 200, description = "updated", body = super::views::UserBody), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 409, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileUpdate, responses((status = 200, description = "updated", body = super::views::UserBody), super::views::CallerErrors, (status = 409, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn update_me(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -210,14 +136,7 @@ pub(crate) async fn update_me(
     Ok(Json(UserBody::from(&user)))
 }
 
-/// No `Debug`: it holds a secret.
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct PasswordChange {
-    pub current_password: Option<String>,
-    pub new_password: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange, responses((status = 204, description = "changed; other sessions ended"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 422, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange, responses((status = 204, description = "changed; other sessions ended"), super::views::CallerErrors, (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -236,20 +155,7 @@ pub(crate) async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PageQuery {
-    pub cursor: Option<String>,
-    #[serde(default, deserialize_with = "super::views::empty_as_none")]
-    pub limit: Option<i64>,
-}
-
-impl PageQuery {
-    pub fn page(&self) -> Result<PageRequest, Error> {
-        PageRequest::parse(self.cursor.as_deref(), self.limit)
-    }
-}
-
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's sessions", body = super::views::ListBody<super::views::SessionBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's sessions", body = super::views::ListBody<super::views::SessionBody>), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -259,7 +165,7 @@ pub(crate) async fn list_sessions(
     Ok(Json(ListBody::from_paged(&paged, |x| SessionBody::from(x))))
 }
 
-#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 404, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path, description = "the id")), responses((status = 204, description = "revoked"), super::views::CallerErrors, (status = 404, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -270,7 +176,7 @@ pub(crate) async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/events", tag = "auth", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's security events, newest first", body = super::views::ListBody<super::views::EventBody>), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/events", tag = "auth", params(("cursor" = Option<String>, Query, description = "opaque cursor from next_cursor"), ("limit" = Option<i64>, Query, description = "page size, default 50, at most 200")), responses((status = 200, description = "the caller's security events, newest first", body = super::views::ListBody<super::views::EventBody>), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -288,19 +194,17 @@ pub struct VerifyQuery {
 }
 
 /// Forward-auth: 204 with the caller in `X-Auth-*` headers, or the usual 401/403.
-#[utoipa::path(get, path = "/api/v1/auth/verify", tag = "forward-auth", params(("token" = Option<String>, Query, description = "access token, for clients that cannot send headers"), ("min_tier" = Option<i64>, Query, description = "minimum tier, 1-4")), responses((status = 204, description = "allowed; X-Auth-User-Id, X-Auth-Tier, X-Auth-Role, X-Auth-Session-Id headers"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/verify", tag = "forward-auth", params(("token" = Option<String>, Query, description = "access token, for clients that cannot send headers"), ("min_tier" = Option<i64>, Query, description = "minimum tier, 1-4")), responses((status = 204, description = "allowed; X-Auth-User-Id, X-Auth-Tier, X-Auth-Role, X-Auth-Session-Id headers"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
     Ctx(ctx): Ctx,
     AppQuery(q): AppQuery<VerifyQuery>,
 ) -> ApiResult<Response> {
-    let caller: Caller = match (presented(&headers), q.token.as_deref()) {
-        (Presented::Bearer(t), _) => state.service.check_access_token(t)?,
-        (Presented::ApiKey(k), _) => state.service.check_api_key(k, ctx.ip).await?,
-        (Presented::None, Some(t)) if !t.is_empty() => state.service.check_access_token(t)?,
-        (Presented::None, _) => return Err(Error::MissingToken.into()),
-    };
+    let caller: Caller = Credentials::from_headers(&headers)
+        .or_query_token(q.token.as_deref())
+        .resolve(&state.service, || ctx.ip)
+        .await?;
     if let Some(min) = q.min_tier.as_deref().filter(|s| !s.is_empty()) {
         let min = min
             .parse::<i64>()

@@ -1,18 +1,15 @@
-//! The single place where errors become responses.
+//! Service errors on their way out: [`ApiError`], and the HTTP status of each
+//! [`Error`] (API.md's error table), decided here and not in the service.
 //!
 //! Handlers and extractors return [`ApiError`]; its `IntoResponse` only marks the response
-//! with the error. The [`render_errors`] middleware, outermost in the router, then renders
-//! *every* error response — ours and the framework's (unknown route, wrong method, body
-//! limits, upgrade failures) — in the configured dialect's shape, adding
-//! `WWW-Authenticate` on 401 and `Retry-After` on 429.
+//! with the error. The dialect's renderer (`dialect::render_errors`), outermost in the
+//! router, then renders *every* error response — ours and the framework's — in the
+//! configured dialect's shape.
 
-use super::dialect;
-use super::AppState;
 use crate::service::Error;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 
 /// A service error on its way out of a handler.
 #[derive(Debug)]
@@ -28,53 +25,62 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = status.into_response();
+        let mut res = status(&self.0).into_response();
         res.extensions_mut().insert(self.0);
         res
     }
 }
 
-/// Renders every error response (status ≥ 400) in the dialect's shape.
-pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    let status = res.status();
-    if status.as_u16() < 400 {
-        return res;
+/// The HTTP status of API.md's table (the native one; a dialect may differ).
+pub fn status(error: &Error) -> StatusCode {
+    use Error::*;
+    match error {
+        Validation { .. } | InvalidMailToken => StatusCode::BAD_REQUEST,
+        InvalidMfaCode { at_login: false } => StatusCode::BAD_REQUEST,
+        MissingToken
+        | InvalidToken
+        | TokenExpired
+        | InvalidCredentials
+        | InvalidRefreshToken
+        | RefreshTokenReused
+        | InvalidApiKey
+        | MfaRequired
+        | InvalidMfaCode { at_login: true } => StatusCode::UNAUTHORIZED,
+        InsufficientTier { .. }
+        | AccountDisabled
+        | EmailNotVerified
+        | InvalidPassword
+        | RegistrationClosed
+        | ApiKeyNotAllowed
+        | IpNotAllowed => StatusCode::FORBIDDEN,
+        NotFound(_) => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        EmailExists | UsernameExists | IdempotencyConflict { .. } | MfaAlreadyEnabled => {
+            StatusCode::CONFLICT
+        }
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        WeakPassword { .. } | TierNotAllowed(_) | LastAdmin => StatusCode::UNPROCESSABLE_ENTITY,
+        AccountLocked { .. } => StatusCode::LOCKED,
+        RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Unavailable(_) | NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
-    let (mut parts, _) = res.into_parts();
-    let error = parts
-        .extensions
-        .remove::<Error>()
-        .unwrap_or_else(|| Error::from_status(status.as_u16()));
-    if let Error::Internal(detail) = &error {
-        tracing::error!(error = %detail, "internal error");
+}
+
+/// The error of a response we did not produce ourselves (routing, body limits), from
+/// its status.
+pub fn from_status(status: StatusCode) -> Error {
+    let n = status.as_u16();
+    match n {
+        404 => Error::NotFound("resource"),
+        405 => Error::MethodNotAllowed,
+        413 => Error::PayloadTooLarge,
+        401 => Error::MissingToken,
+        400 | 415 | 422 => Error::Validation {
+            message: "the request is malformed".into(),
+            details: BTreeMap::new(),
+        },
+        408 | 503 | 504 => Error::Unavailable(format!("status {n}")),
+        _ => Error::Internal(format!("status {n}")),
     }
-    if let Error::Unavailable(detail) = &error {
-        tracing::warn!(error = %detail, "backing store unavailable");
-    }
-    let (status, body) = dialect::render_error(state.dialect(), &error);
-    let headers = &mut parts.headers;
-    headers.remove(header::CONTENT_LENGTH);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        let value = if error.rejects_credential() {
-            r#"Bearer realm="tradeauth", error="invalid_token""#
-        } else {
-            r#"Bearer realm="tradeauth""#
-        };
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
-    }
-    if let Error::RateLimited { retry_after } = &error {
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((*retry_after).max(1)),
-        );
-    }
-    parts.status = status;
-    Response::from_parts(parts, axum::body::Body::from(body))
 }

@@ -1,15 +1,17 @@
-//! Extractors: JSON bodies with our error shape, the caller (`AuthUser`), the minimum-tier
-//! guard (`MinTier`), the client IP and the request context. Every rejection is an
-//! [`ApiError`], so it is rendered like any other error.
+//! Extractors: JSON bodies with our error shape, the credential a request presents
+//! ([`Credentials`], read and checked in this one place) and the caller it proves
+//! (`AuthUser`, `MaybeCaller`), the minimum-tier guard (`MinTier`), the client IP and the
+//! request context. Every rejection is an [`ApiError`], so it is rendered like any other
+//! error.
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::domain::Tier;
-use crate::service::{Caller, Error, RequestContext};
+use crate::service::{Caller, Error, RequestContext, Service};
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +40,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             Err(rejection) => Err(ApiError(json_rejection(rejection))),
         }
     }
+}
+
+/// Parses a JSON value already read into `T`, with [`AppJson`]'s rejections (a dialect
+/// reshapes a body before it is parsed).
+pub fn parse_json<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    axum::Json::<T>::from_bytes(&bytes)
+        .map(|axum::Json(v)| v)
+        .map_err(|r| ApiError(json_rejection(r)))
 }
 
 fn json_rejection(r: JsonRejection) -> Error {
@@ -158,12 +169,17 @@ fn parse_forwarded(s: &str) -> Option<IpAddr> {
     s.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
-fn peer_of(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
+/// The socket peer, as axum's `ConnectInfo` recorded it (loopback when served without).
+fn peer(extensions: &Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// The client address of a request ([`client_ip`] of its peer and headers).
+pub fn request_ip(extensions: &Extensions, headers: &HeaderMap, service: &Service) -> IpAddr {
+    client_ip(peer(extensions), headers, &service.config().trusted_proxies)
 }
 
 /// Where the request came from.
@@ -177,11 +193,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let ip = client_ip(
-            peer_of(parts),
-            &parts.headers,
-            &state.service.config.trusted_proxies,
-        );
+        let ip = request_ip(&parts.extensions, &parts.headers, &state.service);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -191,41 +203,89 @@ where
     }
 }
 
-/// The credential a request presents, before it is checked.
-pub enum Presented<'a> {
+/// The credential a request presents, before it is checked: one variant per kind.
+///
+/// A new kind (an access cookie, a DPoP proof, an HTTP message signature) is one more
+/// variant, read in [`Credentials::from_headers`] and checked in [`Credentials::resolve`];
+/// reading stays a header lookup, so a plain Bearer check costs what it did.
+#[derive(Clone, Copy)]
+pub enum Credentials<'a> {
+    /// `Authorization: Bearer <access token>` (or `?token=` where an endpoint allows it).
     Bearer(&'a str),
+    /// `X-API-Key: <key>` or `Authorization: ApiKey <key>`.
     ApiKey(&'a str),
+    /// Nothing we can use (no header, another scheme, an empty credential).
     None,
 }
 
-pub fn presented(headers: &HeaderMap) -> Presented<'_> {
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Presented::ApiKey(key.trim());
+impl<'a> Credentials<'a> {
+    /// The credential in the headers; `X-API-Key` wins over `Authorization`.
+    pub fn from_headers(headers: &'a HeaderMap) -> Self {
+        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            return Credentials::ApiKey(key.trim());
+        }
+        let Some(auth) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Credentials::None;
+        };
+        match auth.trim().split_once(' ') {
+            Some((scheme, rest))
+                if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() =>
+            {
+                Credentials::Bearer(rest.trim())
+            }
+            Some((scheme, rest))
+                if scheme.eq_ignore_ascii_case("apikey") && !rest.trim().is_empty() =>
+            {
+                Credentials::ApiKey(rest.trim())
+            }
+            // Another scheme (Basic, ...) or an empty credential: nothing we can use.
+            _ => Credentials::None,
+        }
     }
-    let Some(auth) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Presented::None;
-    };
-    let auth = auth.trim();
-    match auth.split_once(' ') {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() =>
-        {
-            Presented::Bearer(rest.trim())
+
+    /// An access token from the query string, for clients that cannot send headers: it
+    /// counts only when the headers present nothing.
+    pub fn or_query_token(self, token: Option<&'a str>) -> Self {
+        match (self, token.filter(|t| !t.is_empty())) {
+            (Credentials::None, Some(t)) => Credentials::Bearer(t),
+            (presented, _) => presented,
         }
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("apikey") && !rest.trim().is_empty() =>
-        {
-            Presented::ApiKey(rest.trim())
+    }
+
+    /// Checks the credential: the caller, or why not (`missing_token` when there is none).
+    /// `ip` is asked for only by the kinds that need it (an API key's allow-list).
+    pub async fn resolve(
+        self,
+        service: &Service,
+        ip: impl FnOnce() -> IpAddr,
+    ) -> Result<Caller, Error> {
+        match self {
+            Credentials::Bearer(token) => service.check_access_token(token),
+            Credentials::ApiKey(key) => service.check_api_key(key, ip()).await,
+            Credentials::None => Err(Error::MissingToken),
         }
-        // Another scheme (Basic, ...) or an empty credential: nothing we can use.
-        _ => Presented::None,
+    }
+
+    /// Whose request it is, for scoping what it leaves behind (idempotency keys): the
+    /// user behind a valid access token (so a retry after a refresh is the same caller),
+    /// else the credential as presented.
+    pub fn owner(self, service: &Service) -> String {
+        match self {
+            Credentials::Bearer(t) => match service.check_access_token(t) {
+                Ok(c) => format!("user:{}", c.user_id),
+                Err(_) => format!("bearer:{t}"),
+            },
+            Credentials::ApiKey(k) => format!("apikey:{k}"),
+            Credentials::None => "anonymous".to_string(),
+        }
     }
 }
 
-/// An authenticated caller: a session's access token or an API key.
+/// An authenticated caller: a session's access token or an API key. A request without a
+/// usable credential is refused (401).
 pub struct AuthUser(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthUser
@@ -236,19 +296,35 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let caller = match presented(&parts.headers) {
-            Presented::Bearer(token) => state.service.check_access_token(token)?,
-            Presented::ApiKey(key) => {
-                let ip = client_ip(
-                    peer_of(parts),
-                    &parts.headers,
-                    &state.service.config.trusted_proxies,
-                );
-                state.service.check_api_key(key, ip).await?
-            }
-            Presented::None => return Err(ApiError(Error::MissingToken)),
-        };
+        let caller = Credentials::from_headers(&parts.headers)
+            .resolve(&state.service, || {
+                request_ip(&parts.extensions, &parts.headers, &state.service)
+            })
+            .await?;
         Ok(AuthUser(caller))
+    }
+}
+
+/// The caller if the request proves one, else `None`: for endpoints and middleware that
+/// treat anonymous and authenticated requests differently rather than refusing the first
+/// (in contrast to `Option<AuthUser>`, whose rejection would hide why a check failed).
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let caller = Credentials::from_headers(&parts.headers)
+            .resolve(&state.service, || {
+                request_ip(&parts.extensions, &parts.headers, &state.service)
+            })
+            .await
+            .ok();
+        Ok(MaybeCaller(caller))
     }
 }
 

@@ -1,8 +1,16 @@
 //! The HTTP layer: axum routes (one module per resource, each with `router()`), the
-//! extractors, the single error renderer, request logging and the dialects.
+//! extractors, request logging and the dialects.
 //!
 //! Handlers only translate between HTTP and the service: they parse, call one use case,
-//! and shape the answer.
+//! and shape the answer. Nothing here reaches the store; the service's methods are the
+//! only way down.
+//!
+//! Imports point one way. At the bottom, `state` (`AppState`), `requests` (bodies the
+//! client sends), `views` (bodies we answer, and the OpenAPI schemas) and `error` (the
+//! status of each service error); above them `extract`, `ratelimit`, `idempotency`; then
+//! the resource modules (`auth`, `account`, `apikeys`, `admin`, `ops`, `ws`); on top
+//! `dialect` (which reshapes the seed endpoints' bodies and renders every error response) and
+//! `openapi` (which lists every handler).
 
 pub mod account;
 pub mod admin;
@@ -15,42 +23,20 @@ pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
+pub mod requests;
+pub mod state;
 pub mod views;
 pub mod ws;
 
-use crate::config::Dialect;
-use crate::service::Service;
+pub use state::AppState;
+
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use std::sync::Arc;
 use std::time::Instant;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-
-/// Shared by every handler: the service (which holds config, store, keys, revocations).
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<Service>,
-    /// Open WebSockets per user.
-    pub ws: Arc<ws::Connections>,
-}
-
-impl AppState {
-    pub fn new(service: Arc<Service>) -> Self {
-        Self {
-            service,
-            ws: Arc::default(),
-        }
-    }
-}
-
-impl AppState {
-    pub fn dialect(&self) -> Dialect {
-        self.service.config.dialect
-    }
-}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -59,30 +45,22 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest(
             "/auth",
-            auth::router(state.dialect())
-                .merge(apikeys::router())
-                .merge(account::router()),
+            auth::router(&state)
+                .merge(apikeys::router(&state))
+                .merge(account::router(&state)),
         )
-        .nest("/admin", admin::router())
+        .nest("/admin", admin::router(&state))
         .merge(ws::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(openapi::router())
-        .layer(DefaultBodyLimit::max(state.service.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::replay_idempotent,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit_requests,
-        ))
+        .layer(DefaultBodyLimit::max(state.service.config().max_body_bytes))
         // A panicking handler becomes a 500, rendered like every other error.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            error::render_errors,
+            dialect::render_errors,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -110,7 +88,7 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
     let res = next.run(req).await;
     let elapsed = start.elapsed();
     let route = route.as_deref().unwrap_or("unmatched");
-    let metrics = &state.service.metrics;
+    let metrics = state.service.metrics();
     metrics
         .requests
         .with_label_values(&[route, method.as_str(), res.status().as_str()])

@@ -2,87 +2,14 @@
 //! `#[utoipa::path]` attributes and the JSON types' schemas, served at `/openapi.json`,
 //! and a human-readable page at `/docs` that renders it with no external assets.
 
-use super::AppState;
+use super::state::AppState;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// Every error, from every endpoint (API.md, "Errors").
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// Human-readable message.
-    error: String,
-    /// Machine code (`validation_error`, `invalid_token`, ...).
-    code: String,
-    /// `{field: message}` on 400 and 422.
-    details: Option<BTreeMap<String, String>>,
-    /// On 423: when the lock lifts (RFC 3339).
-    locked_until: Option<String>,
-    /// On 429: seconds to wait.
-    retry_after: Option<u64>,
-    /// On 503 from `/readyz`: the state of each store.
-    checks: Option<BTreeMap<String, String>>,
-}
-
-/// `POST /auth/register`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Registered {
-    user: super::views::UserBody,
-    verification_required: bool,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Accepted {
-    status: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TotpSetup {
-    /// Base32 shared secret.
-    secret: String,
-    /// `otpauth://totp/...` for authenticator apps.
-    otpauth_url: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RecoveryCodes {
-    recovery_codes: Vec<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RotatedKey {
-    kid: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Health {
-    status: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Ready {
-    status: String,
-    checks: BTreeMap<String, String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Jwks {
-    keys: Vec<serde_json::Value>,
-}
+use utoipa::{Modify, OpenApi};
 
 struct Security;
 
@@ -154,7 +81,7 @@ pub fn router() -> Router<AppState> {
         .route("/docs", get(api_page))
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document: OpenAPI 3.1 of the native API", content_type = "application/json"), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document: OpenAPI 3.1 of the native API", content_type = "application/json"), (status = 429, description = "error", body = super::views::ErrorBody), (status = 500, description = "error", body = super::views::ErrorBody)))]
 async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
 }

@@ -1,52 +1,49 @@
 //! Rate limits on every write endpoint (API.md, "Rate limits").
 //!
-//! One middleware classifies the request (login, register, refresh, mail, other write),
-//! derives the bucket keys — client IP, the account a login body names (by username or
-//! email alike), the session of
-//! a refresh token, the authenticated user — counts the request in every bucket (every
-//! request counts, successful or not) and answers 429 when one is empty. Every response of
-//! a limited endpoint carries `RateLimit-*` headers for the most restrictive bucket.
+//! Each route names its class where it is declared (`limited(post(h), &state,
+//! Class::Login)`, or `limit_all` for a router), so a renamed route keeps its limit. The middleware derives the bucket
+//! keys — client IP, the account a login body names (by username or email alike), the
+//! session of a refresh token, the authenticated user — counts the request in every
+//! bucket (every request counts, successful or not) and answers 429 when one is empty.
+//! Every response of a limited endpoint carries `RateLimit-*` headers for the most
+//! restrictive bucket. Reads (`GET`) pass untouched.
 
 use super::error::ApiError;
-use super::extract::{client_ip, presented, Presented};
-use super::AppState;
-use crate::service::Error;
-use crate::store::ratelimit::{Decision, Limit};
+use super::extract::{request_ip, Credentials};
+use super::state::AppState;
+use crate::service::{Decision, Error, Limit};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use axum::routing::MethodRouter;
+use axum::Router;
 
+/// Which limits a route answers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub enum Class {
     Login,
     Register,
     Refresh,
+    /// Endpoints that send mail (verification, password reset).
     Mail,
+    /// Every other write.
     Write,
 }
 
-fn classify(method: &Method, path: &str) -> Option<Class> {
-    if !matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        return None;
-    }
-    let path = path.trim_end_matches('/');
-    Some(match path {
-        "/api/v1/auth/login" => Class::Login,
-        "/api/v1/auth/register" => Class::Register,
-        "/api/v1/auth/refresh" => Class::Refresh,
-        "/api/v1/auth/password-reset"
-        | "/api/v1/auth/password-reset/confirm"
-        | "/api/v1/auth/verify-email"
-        | "/api/v1/auth/verify-email/resend" => Class::Mail,
-        p if p.starts_with("/api/v1/") => Class::Write,
-        _ => return None,
-    })
+/// `route` limited as `class`.
+pub fn limited(
+    route: MethodRouter<AppState>,
+    state: &AppState,
+    class: Class,
+) -> MethodRouter<AppState> {
+    route.route_layer(from_fn_with_state((state.clone(), class), limit_requests))
+}
+
+/// Every route of `router` declared so far limited as `class` (writes only: reads pass).
+pub fn limit_all(router: Router<AppState>, state: &AppState, class: Class) -> Router<AppState> {
+    router.route_layer(from_fn_with_state((state.clone(), class), limit_requests))
 }
 
 /// A string field of a JSON body, whichever of `names` is present.
@@ -57,21 +54,21 @@ fn body_field(body: &[u8], names: &[&str]) -> Option<String> {
         .find_map(|n| v.get(*n).and_then(|f| f.as_str()).map(str::to_string))
 }
 
-pub async fn limit_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let config = &state.service.config;
-    let Some(class) = config
-        .rate_limit
-        .then(|| classify(req.method(), req.uri().path()))
-        .flatten()
-    else {
+async fn limit_requests(
+    State((state, class)): State<(AppState, Class)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let service = &state.service;
+    let config = service.config();
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if !config.rate_limit || !writes {
         return next.run(req).await;
-    };
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let ip_addr = client_ip(peer, req.headers(), &config.trusted_proxies);
+    }
+    let ip_addr = request_ip(req.extensions(), req.headers(), service);
     let ip = ip_addr.to_string();
     let limits = config.rate_limits;
 
@@ -92,15 +89,8 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
             let ident = bytes
                 .as_deref()
                 .and_then(|b| body_field(b, &["username", "email"]))
-                .unwrap_or_default()
-                .trim()
-                .to_lowercase();
-            // The account, not the spelling: a username and an email of one account share
-            // a bucket. An identifier with no account is its own bucket.
-            let account = match state.service.store.user_by_login(&ident).await {
-                Ok(Some(user)) if !ident.is_empty() => format!("user:{}", user.id),
-                _ => format!("ident:{ident}"),
-            };
+                .unwrap_or_default();
+            let account = service.login_bucket(&ident).await;
             buckets.push(("login_account", format!("{ip}|{account}"), limits.login));
             buckets.push(("login_ip", ip.clone(), limits.login_ip));
         }
@@ -109,8 +99,7 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
             let sid = bytes
                 .as_deref()
                 .and_then(|b| body_field(b, &["refresh_token", "refreshToken"]))
-                .and_then(|t| state.service.refresh.parse(&t))
-                .map(|(sid, _)| sid);
+                .and_then(|t| service.refresh_session(&t));
             match sid {
                 Some(sid) => buckets.push(("refresh_session", sid.to_string(), limits.refresh)),
                 None => buckets.push(("write_ip", ip.clone(), limits.write_ip)),
@@ -118,11 +107,10 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
         }
         Class::Mail => buckets.push(("mail_ip", ip.clone(), limits.mail_ip)),
         Class::Write => {
-            let caller = match presented(&parts.headers) {
-                Presented::Bearer(token) => state.service.check_access_token(token).ok(),
-                Presented::ApiKey(key) => state.service.check_api_key(key, ip_addr).await.ok(),
-                Presented::None => None,
-            };
+            let caller = Credentials::from_headers(&parts.headers)
+                .resolve(service, || ip_addr)
+                .await
+                .ok();
             if let Some(caller) = caller {
                 buckets.push(("write_user", caller.user_id.to_string(), limits.write));
             }
@@ -132,7 +120,7 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
 
     let mut decisions = Vec::with_capacity(buckets.len());
     for (name, key, limit) in &buckets {
-        decisions.push(state.service.limiter.hit(name, key, *limit).await);
+        decisions.push(service.hit_limit(name, key, *limit).await);
     }
     let denied = decisions
         .iter()

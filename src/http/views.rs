@@ -1,17 +1,25 @@
-//! Native JSON shapes of the domain objects (API.md field names).
+//! Native JSON shapes of the domain objects (API.md field names), and the schemas of the
+//! OpenAPI document that are not built from a view: the error body, the error response
+//! lists, and the bodies handlers build with `json!`.
 
 use crate::domain::{Session, User};
 use crate::service::admin::AdminUser;
 use crate::service::auth::{Issued, SessionView};
-use crate::service::Paged;
-use crate::store::AuditEvent;
+use crate::service::{AuditEvent, Paged};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// RFC 3339 UTC with milliseconds (`2024-01-15T10:30:00.000Z`), the one time format.
+/// RFC 3339 UTC with milliseconds (`2024-01-15T10:30:00.000Z`), the one time format of
+/// every dialect.
+pub fn rfc3339_ms(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Serialises a time as [`rfc3339_ms`].
 pub fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    s.serialize_str(&rfc3339_ms(t))
 }
 
 pub fn rfc3339_opt<S: serde::Serializer>(
@@ -207,4 +215,112 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(de).map(Some)
+}
+
+/// Every error, from every endpoint (API.md, "Errors"). Documentation only: the body is
+/// built by the dialect's renderer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Human-readable message.
+    error: String,
+    /// Machine code (`validation_error`, `invalid_token`, ...).
+    code: String,
+    /// `{field: message}` on 400 and 422.
+    details: Option<BTreeMap<String, String>>,
+    /// On 423: when the lock lifts (RFC 3339).
+    locked_until: Option<String>,
+    /// On 429: seconds to wait.
+    retry_after: Option<u64>,
+    /// On 503 from `/readyz`: the state of each store.
+    checks: Option<BTreeMap<String, String>>,
+}
+
+/// The errors any endpoint may answer: a malformed request, a rate limit, a failure of
+/// ours or of a backing store. Listed in `#[utoipa::path(responses(...))]` next to the
+/// endpoint's own statuses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    #[response(status = 400, description = "error")]
+    BadRequest(ErrorBody),
+    #[response(status = 429, description = "error")]
+    TooManyRequests(ErrorBody),
+    #[response(status = 500, description = "error")]
+    Internal(ErrorBody),
+    #[response(status = 503, description = "error")]
+    Unavailable(ErrorBody),
+}
+
+/// [`Errors`] plus those of an endpoint that checks a credential: 401 and 403.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CallerErrors {
+    #[response(status = 400, description = "error")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "error")]
+    Unauthorized(ErrorBody),
+    #[response(status = 403, description = "error")]
+    Forbidden(ErrorBody),
+    #[response(status = 429, description = "error")]
+    TooManyRequests(ErrorBody),
+    #[response(status = 500, description = "error")]
+    Internal(ErrorBody),
+    #[response(status = 503, description = "error")]
+    Unavailable(ErrorBody),
+}
+
+/// `POST /auth/register`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Registered {
+    user: UserBody,
+    verification_required: bool,
+}
+
+/// `202 {"status": "accepted"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Accepted {
+    status: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TotpSetup {
+    /// Base32 shared secret.
+    secret: String,
+    /// `otpauth://totp/...` for authenticator apps.
+    otpauth_url: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RotatedKey {
+    kid: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    status: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Ready {
+    status: String,
+    checks: BTreeMap<String, String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Jwks {
+    keys: Vec<serde_json::Value>,
 }

@@ -8,9 +8,9 @@
 //! The caller's security events are pushed as they are written.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{presented, AppQuery, Presented};
+use super::extract::{AppQuery, Credentials};
+use super::state::{AppState, Slot};
 use super::views::EventBody;
-use super::AppState;
 use crate::domain::UserId;
 use crate::service::{Caller, Credential, Error};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -22,8 +22,6 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -32,89 +30,32 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(connect_socket))
 }
 
-/// Open sockets per user, to enforce the per-user limit. A std Mutex: held for a map
-/// update only.
-#[derive(Default)]
-pub struct Connections {
-    open: Mutex<HashMap<UserId, usize>>,
-}
-
-/// One counted connection; dropping it frees the slot.
-pub struct Slot {
-    connections: Arc<Connections>,
-    user: UserId,
-}
-
-impl Connections {
-    fn acquire(self: &Arc<Self>, user: UserId, max: usize) -> Option<Slot> {
-        let mut open = self.open.lock().expect("connections lock poisoned");
-        let n = open.entry(user).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            connections: self.clone(),
-            user,
-        })
-    }
-}
-
-impl Connections {
-    /// Waits until every socket has finished (sent its close frame), at most `limit`.
-    pub async fn wait_closed(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self
-            .open
-            .lock()
-            .expect("connections lock poisoned")
-            .is_empty()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self
-            .connections
-            .open
-            .lock()
-            .expect("connections lock poisoned");
-        if let Some(n) = open.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.user);
-            }
-        }
-    }
-}
-
 /// No `Debug`: it holds a token.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct WsQuery {
     token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/ws", tag = "websocket", params(("token" = String, Query, description = "access token")), responses((status = 101, description = "upgraded to a WebSocket"), (status = 400, description = "error", body = crate::http::openapi::ErrorBody), (status = 401, description = "error", body = crate::http::openapi::ErrorBody), (status = 403, description = "error", body = crate::http::openapi::ErrorBody), (status = 429, description = "error", body = crate::http::openapi::ErrorBody), (status = 500, description = "error", body = crate::http::openapi::ErrorBody), (status = 503, description = "error", body = crate::http::openapi::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/ws", tag = "websocket", params(("token" = String, Query, description = "access token")), responses((status = 101, description = "upgraded to a WebSocket"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn connect_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppQuery(q): AppQuery<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let token = match (q.token.filter(|t| !t.is_empty()), presented(&headers)) {
-        (Some(t), _) => t,
-        (None, Presented::Bearer(t)) => t.to_string(),
+    // Access tokens only (a socket lives with a session), the query's before the header's.
+    let token = match (
+        q.token.as_deref().filter(|t| !t.is_empty()),
+        Credentials::from_headers(&headers),
+    ) {
+        (Some(t), _) | (None, Credentials::Bearer(t)) => t,
         (None, _) => return Err(Error::MissingToken.into()),
     };
-    let caller = state.service.check_access_token(&token)?;
+    let caller = state.service.check_access_token(token)?;
     let upgrade = upgrade.map_err(|e| Error::field("upgrade", e.body_text()))?;
     // The per-user cap is a rate limit: `rate_limit = off` lifts it with the others.
-    let max = if state.service.config.rate_limit {
-        state.service.config.ws_max_per_user
+    let max = if state.service.config().rate_limit {
+        state.service.config().ws_max_per_user
     } else {
         usize::MAX
     };
@@ -155,17 +96,17 @@ pub(crate) async fn run_socket(
         return;
     };
     let user = caller.user_id;
-    let gauge = service.metrics.websockets.clone();
+    let gauge = service.metrics().websockets.clone();
     gauge.inc();
     let _open = scopeguard(move || gauge.dec());
-    let mut events = service.events.subscribe();
-    let mut revoked = service.revoked_sessions.subscribe();
-    let mut shutdown = service.shutdown.subscribe();
+    let mut events = service.subscribe_events();
+    let mut revoked = service.subscribe_revoked_sessions();
+    let mut shutdown = service.subscribe_shutdown();
     // Subscribed now: anything from here on is seen below. What happened between the
     // token check and the subscriptions is checked once.
     let closing = if *shutdown.borrow_and_update() {
         Some(close(1001, "server shutting down"))
-    } else if service.revocations.is_session_revoked(&sid) {
+    } else if service.is_session_revoked(&sid) {
         Some(close(4003, "session revoked"))
     } else {
         None
@@ -199,7 +140,7 @@ pub(crate) async fn run_socket(
             _ = &mut expiry => break Some(close(4001, "token expired")),
             r = revoked.recv() => match r {
                 Ok(s) if s == sid => break Some(close(4003, "session revoked")),
-                Err(RecvError::Lagged(_)) if service.revocations.is_session_revoked(&sid) => {
+                Err(RecvError::Lagged(_)) if service.is_session_revoked(&sid) => {
                     break Some(close(4003, "session revoked"))
                 }
                 Err(RecvError::Closed) => break None,

@@ -3,7 +3,9 @@
 //! active admin cannot be disabled, demoted or deleted).
 
 use super::auth::NewAccount;
+use super::Audit;
 use super::{Error, PageRequest, Paged, RequestContext, Result, Service};
+use crate::domain::AuditKind;
 use crate::domain::{FullName, Tier, User, UserId};
 use crate::store::{AuditEvent, AuditQuery, LockoutState, RevokeTarget, UserPatch, UserQuery};
 use chrono::Utc;
@@ -38,6 +40,7 @@ impl Service {
         Ok(AdminUser { user, lockout })
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn admin_list_users(
         &self,
         q: UserQuery,
@@ -55,6 +58,7 @@ impl Service {
         })
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn admin_create_user(
         &self,
         actor: Option<UserId>,
@@ -68,21 +72,23 @@ impl Service {
             .create_account(input, tier, is_verified, false, true)
             .await?;
         self.audit(
-            "user.registered",
-            Some(user.id),
-            actor,
-            ctx,
-            json!({"by_admin": true, "permission_tier": tier.get()}),
+            Audit::new(AuditKind::UserRegistered)
+                .user(user.id)
+                .actor(actor)
+                .ctx(ctx)
+                .details(json!({"by_admin": true, "permission_tier": tier.get()})),
         )
         .await;
         Ok(user)
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn admin_get_user(&self, id: UserId) -> Result<AdminUser> {
         let user = self.user(id).await?;
         self.with_lockout(user).await
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn admin_patch_user(
         &self,
         actor: Option<UserId>,
@@ -143,17 +149,18 @@ impl Service {
         }
         if !changes.is_empty() {
             self.audit(
-                "user.updated",
-                Some(id),
-                actor,
-                ctx,
-                json!({"changes": changes}),
+                Audit::new(AuditKind::UserUpdated)
+                    .user(id)
+                    .actor(actor)
+                    .ctx(ctx)
+                    .details(json!({"changes": changes})),
             )
             .await;
         }
         self.with_lockout(after).await
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn admin_delete_user(
         &self,
         actor: Option<UserId>,
@@ -177,16 +184,17 @@ impl Service {
         }
         self.store.clear_attempts(&user_key(id)).await?;
         self.audit(
-            "user.updated",
-            Some(id),
-            actor,
-            ctx,
-            json!({"deleted": true, "email": target.email}),
+            Audit::new(AuditKind::UserUpdated)
+                .user(id)
+                .actor(actor)
+                .ctx(ctx)
+                .details(json!({"deleted": true, "email": target.email})),
         )
         .await;
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn admin_unlock_user(
         &self,
         actor: Option<UserId>,
@@ -196,16 +204,17 @@ impl Service {
         self.user(id).await?;
         self.store.clear_attempts(&user_key(id)).await?;
         self.audit(
-            "user.updated",
-            Some(id),
-            actor,
-            ctx,
-            json!({"unlocked": true}),
+            Audit::new(AuditKind::UserUpdated)
+                .user(id)
+                .actor(actor)
+                .ctx(ctx)
+                .details(json!({"unlocked": true})),
         )
         .await;
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn admin_revoke_sessions(
         &self,
         actor: Option<UserId>,
@@ -220,16 +229,17 @@ impl Service {
             })
             .await?;
         self.audit(
-            "session.revoked",
-            Some(id),
-            actor,
-            ctx,
-            json!({"all": true, "sessions": revoked}),
+            Audit::new(AuditKind::SessionRevoked)
+                .user(id)
+                .actor(actor)
+                .ctx(ctx)
+                .details(json!({"all": true, "sessions": revoked})),
         )
         .await;
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn admin_audit(&self, q: AuditQuery, page: PageRequest) -> Result<Paged<AuditEvent>> {
         let rows = self.store.list_events(&q, page.store_page()).await?;
         Ok(page.finish(rows, |e| e.id))

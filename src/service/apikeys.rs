@@ -2,8 +2,10 @@
 //! lower of the key's and its owner's current tier; keys die with their owner's
 //! disablement; `allowed_ips` pins a key to addresses and CIDRs.
 
+use super::Audit;
 use super::{Caller, Credential, Error, PageRequest, Paged, RequestContext, Result, Service};
 use crate::domain::network::AllowedIp;
+use crate::domain::AuditKind;
 use crate::domain::Tier;
 use crate::store::ApiKeyRecord;
 use crate::tokens::apikey;
@@ -38,6 +40,7 @@ fn parse_ips(raw: &[String]) -> Result<Vec<AllowedIp>> {
 }
 
 impl Service {
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn create_api_key(
         &self,
         caller: &Caller,
@@ -86,13 +89,7 @@ impl Service {
             revoked_at: None,
         };
         self.store.insert_api_key(&record).await?;
-        self.audit(
-            "api_key.created",
-            Some(owner.id),
-            Some(owner.id),
-            Some(ctx),
-            json!({"key_id": record.id, "name": record.name, "permission_tier": tier.get()}),
-        )
+        self.audit(Audit::new(AuditKind::ApiKeyCreated).user(owner.id).actor(owner.id).ctx(ctx).details(json!({"key_id": record.id, "name": record.name, "permission_tier": tier.get()})))
         .await;
         Ok(CreatedKey {
             record,
@@ -100,6 +97,7 @@ impl Service {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn list_api_keys(
         &self,
         caller: &Caller,
@@ -113,6 +111,7 @@ impl Service {
         Ok(page.finish(rows, |k| k.id))
     }
 
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn revoke_api_key(
         &self,
         caller: &Caller,
@@ -128,11 +127,11 @@ impl Service {
             return Err(Error::NotFound("API key"));
         }
         self.audit(
-            "api_key.revoked",
-            Some(caller.user_id),
-            Some(caller.user_id),
-            Some(ctx),
-            json!({"key_id": id}),
+            Audit::new(AuditKind::ApiKeyRevoked)
+                .user(caller.user_id)
+                .actor(caller.user_id)
+                .ctx(ctx)
+                .details(json!({"key_id": id})),
         )
         .await;
         Ok(())
@@ -140,6 +139,7 @@ impl Service {
 
     /// Checks an API key presented from `ip`: format and checksum first (no lookup for a
     /// mistyped key), then one read of the key and its owner.
+    #[tracing::instrument(skip_all)]
     pub async fn check_api_key(&self, key: &str, ip: IpAddr) -> Result<Caller> {
         let parsed = apikey::parse(key).ok_or(Error::InvalidApiKey)?;
         let (record, owner) = self

@@ -3,13 +3,16 @@
 //! account in step with them. The bootstrap password is exempt from the policy.
 
 use super::auth::NewAccount;
+use super::Audit;
 use super::Service;
+use crate::domain::AuditKind;
 use crate::domain::{Email, Tier};
 use crate::store::{RevokeTarget, UserPatch};
 use secrecy::SecretString;
 use serde_json::json;
 
 impl Service {
+    #[tracing::instrument(skip_all)]
     pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
         let (Some(email), Some(password)) = (&self.config.admin_email, &self.config.admin_password)
         else {
@@ -59,11 +62,9 @@ impl Service {
                 };
                 tracing::info!(user_id = %user.id, "bootstrap admin created");
                 self.audit(
-                    "admin.bootstrap",
-                    Some(user.id),
-                    None,
-                    None,
-                    json!({"created": true}),
+                    Audit::new(AuditKind::AdminBootstrap)
+                        .user(user.id)
+                        .details(json!({"created": true})),
                 )
                 .await;
             }
@@ -100,11 +101,9 @@ impl Service {
                 if !changed.is_empty() {
                     tracing::info!(user_id = %admin.id, ?changed, "bootstrap admin updated");
                     self.audit(
-                        "admin.bootstrap",
-                        Some(admin.id),
-                        None,
-                        None,
-                        json!({"updated": changed}),
+                        Audit::new(AuditKind::AdminBootstrap)
+                            .user(admin.id)
+                            .details(json!({"updated": changed})),
                     )
                     .await;
                 }

@@ -1,5 +1,5 @@
 //! The one error enum of the service. Each variant is one row of API.md's error table;
-//! the HTTP layer turns it into a status and body in exactly one place.
+//! the HTTP layer decides its status and shapes its body, each in exactly one place.
 
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -81,40 +81,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The HTTP status of API.md's table.
-    pub fn status(&self) -> u16 {
-        use Error::*;
-        match self {
-            Validation { .. } | InvalidMailToken => 400,
-            InvalidMfaCode { at_login: false } => 400,
-            MissingToken
-            | InvalidToken
-            | TokenExpired
-            | InvalidCredentials
-            | InvalidRefreshToken
-            | RefreshTokenReused
-            | InvalidApiKey
-            | MfaRequired
-            | InvalidMfaCode { at_login: true } => 401,
-            InsufficientTier { .. }
-            | AccountDisabled
-            | EmailNotVerified
-            | InvalidPassword
-            | RegistrationClosed
-            | ApiKeyNotAllowed
-            | IpNotAllowed => 403,
-            NotFound(_) => 404,
-            MethodNotAllowed => 405,
-            EmailExists | UsernameExists | IdempotencyConflict { .. } | MfaAlreadyEnabled => 409,
-            PayloadTooLarge => 413,
-            WeakPassword { .. } | TierNotAllowed(_) | LastAdmin => 422,
-            AccountLocked { .. } => 423,
-            RateLimited { .. } => 429,
-            Unavailable(_) | NotReady(_) => 503,
-            Internal(_) => 500,
-        }
-    }
-
     /// The machine code of API.md's table.
     pub fn code(&self) -> &'static str {
         use Error::*;
@@ -217,23 +183,6 @@ impl Error {
                 | Error::InvalidRefreshToken
                 | Error::RefreshTokenReused
         )
-    }
-
-    /// The status of a framework rejection mapped to our code, for responses we did not
-    /// produce ourselves (routing, body limits).
-    pub fn from_status(status: u16) -> Self {
-        match status {
-            404 => Error::NotFound("resource"),
-            405 => Error::MethodNotAllowed,
-            413 => Error::PayloadTooLarge,
-            401 => Error::MissingToken,
-            400 | 415 | 422 => Error::Validation {
-                message: "the request is malformed".into(),
-                details: BTreeMap::new(),
-            },
-            408 | 503 | 504 => Error::Unavailable(format!("status {status}")),
-            _ => Error::Internal(format!("status {status}")),
-        }
     }
 }
 

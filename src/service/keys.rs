@@ -111,6 +111,7 @@ pub async fn rotate(config: &Config, store: &DynStore) -> anyhow::Result<String>
 
 impl Service {
     /// Rereads the keys from the store (after a rotation here or on another instance).
+    #[tracing::instrument(skip_all)]
     pub async fn reload_keys(&self) -> anyhow::Result<()> {
         if self.config.jwt_alg == JwtAlg::HS256 {
             return Ok(());
@@ -133,6 +134,7 @@ impl Service {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn rotate_signing_keys(&self) -> Result<String> {
         if self.config.jwt_alg == JwtAlg::HS256 {
             return Err(super::Error::field(

@@ -2,11 +2,12 @@
 //! clock drift). A code is accepted once per time step — the enabling code included — and
 //! ten single-use recovery codes, stored hashed, stand in for a lost device.
 
+use super::Audit;
 use super::{Caller, Error, RequestContext, Result, Service};
+use crate::domain::AuditKind;
 use crate::domain::User;
 use ring::digest::{digest, SHA256};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
@@ -70,6 +71,7 @@ fn new_recovery_code() -> String {
 
 impl Service {
     /// Starts TOTP enrolment: a new secret, waiting for a code from it.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn setup_totp(&self, caller: &Caller) -> Result<(String, String)> {
         caller.require_session()?;
         let user = self.me(caller).await?;
@@ -90,6 +92,7 @@ impl Service {
     }
 
     /// Turns TOTP on with a code from the pending secret; returns the recovery codes.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn enable_totp(
         &self,
         caller: &Caller,
@@ -114,17 +117,17 @@ impl Service {
         }
         self.user_cache.forget(user.id);
         self.audit(
-            "mfa.enabled",
-            Some(user.id),
-            Some(user.id),
-            Some(ctx),
-            json!({}),
+            Audit::new(AuditKind::MfaEnabled)
+                .user(user.id)
+                .actor(user.id)
+                .ctx(ctx),
         )
         .await;
         Ok(codes)
     }
 
     /// Turns TOTP off: needs the password and a current code (or a recovery code).
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn disable_totp(
         &self,
         caller: &Caller,
@@ -157,11 +160,10 @@ impl Service {
         self.store.disable_mfa(user.id).await?;
         self.user_cache.forget(user.id);
         self.audit(
-            "mfa.disabled",
-            Some(user.id),
-            Some(user.id),
-            Some(ctx),
-            json!({}),
+            Audit::new(AuditKind::MfaDisabled)
+                .user(user.id)
+                .actor(user.id)
+                .ctx(ctx),
         )
         .await;
         Ok(())

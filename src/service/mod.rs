@@ -2,12 +2,19 @@
 //! They decide; the HTTP layer above and the store below only translate.
 //!
 //! Layout:
-//! - `error`: the one error enum of the service;
+//! - `error`: the one error enum of the service (its HTTP status is decided in `http/`);
 //! - `passwords`: Argon2id on a bounded pool;
 //! - `check`: the hot path of a token check (parse → verify → revocation lookup);
 //! - `auth`: the account's own use cases; `admin`: tier-4 use cases;
+//! - `apikeys`: API keys for bots; `mfa`: TOTP and recovery codes;
+//! - `verification`: email verification and password reset by mail;
+//! - `gateway`: what the HTTP layer needs besides use cases (readiness, rate-limit
+//!   buckets, idempotency claims, live feeds), so it never reaches into the fields;
 //! - `keys`: signing-key lifecycle; `bootstrap`: the `ADMIN_EMAIL` account;
 //! - `background`: revocation catch-up and pruning loops.
+//!
+//! [`Service`]'s fields are private, but for the store and the token issuer that the
+//! API suite inspects: callers above use its methods.
 
 pub mod admin;
 pub mod apikeys;
@@ -16,18 +23,23 @@ pub mod background;
 pub mod bootstrap;
 pub mod check;
 pub mod error;
+pub mod gateway;
 pub mod keys;
 pub mod mfa;
 pub mod passwords;
 pub mod verification;
 
 pub use error::{Error, Result};
+pub use gateway::Claim;
+// Types of the store that the use cases take or return, so callers need not name the store.
+pub use crate::store::ratelimit::{Decision, Limit};
+pub use crate::store::{ApiKeyRecord, AuditEvent, AuditQuery, UserQuery};
 
 use crate::config::Config;
 use crate::domain::lockout::{LockoutPolicy, LockoutScope};
-use crate::domain::{Tier, User, UserId};
+use crate::domain::{AuditKind, Tier, User, UserId};
 use crate::store::revocation::RevocationList;
-use crate::store::{AuditEvent, DynStore, Page};
+use crate::store::{DynStore, Page};
 use crate::tokens::{RefreshSecret, TokenIssuer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -86,6 +98,54 @@ impl Caller {
                 required: min.get(),
             })
         }
+    }
+}
+
+/// A security event to write ([`Service::audit`]): its kind, then whom it is about, who
+/// acted and from where, as far as they are known.
+/// `Audit::new(AuditKind::LoginFailed).user(id).ctx(ctx).details(json!({...}))`.
+#[must_use]
+pub struct Audit<'a> {
+    kind: AuditKind,
+    user: Option<UserId>,
+    actor: Option<UserId>,
+    ctx: Option<&'a RequestContext>,
+    details: serde_json::Value,
+}
+
+impl<'a> Audit<'a> {
+    pub fn new(kind: AuditKind) -> Self {
+        Self {
+            kind,
+            user: None,
+            actor: None,
+            ctx: None,
+            details: serde_json::json!({}),
+        }
+    }
+
+    /// The account the event is about.
+    pub fn user(mut self, user: impl Into<Option<UserId>>) -> Self {
+        self.user = user.into();
+        self
+    }
+
+    /// Who acted (the user themselves, an admin), when known.
+    pub fn actor(mut self, actor: impl Into<Option<UserId>>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// The request it came from (none for the CLI and background work).
+    pub fn ctx(mut self, ctx: impl Into<Option<&'a RequestContext>>) -> Self {
+        self.ctx = ctx.into();
+        self
+    }
+
+    /// What the events list shows besides the kind (`{}` when not given).
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
     }
 }
 
@@ -190,30 +250,38 @@ impl UserCache {
 
 /// Everything the use cases need, built once at start and shared by every request.
 pub struct Service {
-    pub config: Arc<Config>,
+    /// The settings, read at start.
+    config: Arc<Config>,
+    /// Users, sessions, keys, events: everything durable. Public for the API suite,
+    /// which inspects the store directly; the HTTP layer and the CLI go through the use
+    /// cases (no `crate::store` path appears in them).
     pub store: DynStore,
+    /// Signs and checks access tokens. Public for the API suite (it reads the keys).
     pub tokens: TokenIssuer,
-    pub refresh: RefreshSecret,
-    pub revocations: Arc<RevocationList>,
-    pub hasher: passwords::Hasher,
+    /// Issues and reads refresh tokens.
+    refresh: RefreshSecret,
+    /// Revoked sessions and tokens, in memory for the hot path of a token check.
+    revocations: Arc<RevocationList>,
+    /// Argon2id on a bounded pool.
+    hasher: passwords::Hasher,
     /// Mails waiting to go out.
-    pub outbox: crate::mail::Outbox,
+    outbox: crate::mail::Outbox,
     /// Publishes revocations to other instances (with Redis); `None` in-process.
-    pub bus: Option<crate::store::redis::RevocationBus>,
+    bus: Option<crate::store::redis::RevocationBus>,
     /// Rate-limit buckets (in-process, or shared through Redis).
-    pub limiter: crate::store::ratelimit::DynRateLimiter,
+    limiter: crate::store::ratelimit::DynRateLimiter,
     /// Security events as they are written, for live subscribers (the WebSocket).
-    pub events: broadcast::Sender<AuditEvent>,
+    events: broadcast::Sender<AuditEvent>,
     /// This process, to tell its own published events from other instances'.
-    pub instance: Uuid,
+    instance: Uuid,
     /// Sessions revoked, as they are noticed on this instance (the WebSocket closes them).
-    pub revoked_sessions: broadcast::Sender<Uuid>,
+    revoked_sessions: broadcast::Sender<Uuid>,
     /// Recently read users, for `/auth/me` (see [`UserCache`]).
-    pub user_cache: UserCache,
+    user_cache: UserCache,
     /// This instance's Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
-    pub shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Service {
@@ -238,17 +306,17 @@ impl Service {
     }
 
     /// Writes a security event; a failure to write is logged, never shown to the caller.
-    pub async fn audit(
-        &self,
-        kind: &str,
-        user: Option<UserId>,
-        actor: Option<UserId>,
-        ctx: Option<&RequestContext>,
-        details: serde_json::Value,
-    ) {
+    pub async fn audit(&self, entry: Audit<'_>) {
+        let Audit {
+            kind,
+            user,
+            actor,
+            ctx,
+            details,
+        } = entry;
         let event = AuditEvent {
             id: Uuid::now_v7(),
-            kind: kind.to_string(),
+            kind: kind.as_str().to_string(),
             at: Utc::now(),
             user_id: user,
             actor_id: actor,
@@ -257,7 +325,7 @@ impl Service {
             details,
         };
         if let Err(e) = self.store.insert_event(&event).await {
-            tracing::error!(error = %e, kind, "could not write audit event");
+            tracing::error!(error = %e, kind = kind.as_str(), "could not write audit event");
         }
         if let Some(bus) = &self.bus {
             let remote = RemoteEvent {

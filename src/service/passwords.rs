@@ -89,11 +89,6 @@ impl Hasher {
         })
     }
 
-    /// How many hashes are waiting for a permit (a metric).
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
-    }
-
     /// Frees the kept work areas when no hash ran since the previous call (the
     /// background loop calls this every minute).
     pub fn release_idle(&self) {

@@ -2,8 +2,10 @@
 //! as their SHA-256. The request endpoints answer the same whether or not an account
 //! exists (no enumeration); mails go out off the request path.
 
+use super::Audit;
 use super::{Error, RequestContext, Result, Service};
 use crate::domain::password::{self, PolicyInput};
+use crate::domain::AuditKind;
 use crate::domain::{Email, User};
 use crate::mail::Mail;
 use crate::store::{MailPurpose, RevokeTarget};
@@ -12,7 +14,6 @@ use base64::Engine;
 use chrono::{Duration, Utc};
 use ring::digest::{digest, SHA256};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
 fn new_token() -> (String, Vec<u8>) {
     let raw: [u8; 32] = rand::random();
@@ -48,6 +49,7 @@ impl Service {
     }
 
     /// Mails a fresh verification link.
+    #[tracing::instrument(skip_all)]
     pub async fn send_verification(&self, user: &User) -> Result<()> {
         let (token, hash) = new_token();
         let now = Utc::now();
@@ -73,6 +75,7 @@ impl Service {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn resend_verification(&self, email: &str) -> Result<()> {
         let Ok(email) = Email::parse(email) else {
             return Err(Error::field(
@@ -88,6 +91,7 @@ impl Service {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str, ctx: &RequestContext) -> Result<User> {
         if token.trim().is_empty() {
             return Err(Error::field("token", "token is required"));
@@ -108,16 +112,16 @@ impl Service {
             .ok_or(Error::InvalidMailToken)?;
         self.user_cache.forget(user.id);
         self.audit(
-            "email.verified",
-            Some(user.id),
-            Some(user.id),
-            Some(ctx),
-            json!({}),
+            Audit::new(AuditKind::EmailVerified)
+                .user(user.id)
+                .actor(user.id)
+                .ctx(ctx),
         )
         .await;
         Ok(user)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
         let Ok(email) = Email::parse(email) else {
             return Err(Error::field(
@@ -156,6 +160,7 @@ impl Service {
     }
 
     /// Sets a new password from a reset token: every session ends, the lockout is cleared.
+    #[tracing::instrument(skip_all)]
     pub async fn confirm_password_reset(
         &self,
         token: &str,
@@ -207,11 +212,10 @@ impl Service {
             .clear_attempts(&format!("user:{}", user.id))
             .await?;
         self.audit(
-            "password.reset",
-            Some(user.id),
-            Some(user.id),
-            Some(ctx),
-            json!({}),
+            Audit::new(AuditKind::PasswordReset)
+                .user(user.id)
+                .actor(user.id)
+                .ctx(ctx),
         )
         .await;
         Ok(())

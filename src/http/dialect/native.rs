@@ -1,5 +1,6 @@
 //! The native dialect (API.md; a superset of seed 001).
 
+use super::super::views::rfc3339_ms;
 use crate::service::Error;
 use serde_json::{json, Value};
 
@@ -8,7 +9,7 @@ pub fn error_body(error: &Error) -> Value {
     let mut body = json!({ "error": error.message(), "code": error.code() });
     match error {
         Error::AccountLocked { locked_until } => {
-            body["locked_until"] = json!(locked_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            body["locked_until"] = json!(rfc3339_ms(locked_until));
         }
         Error::RateLimited { retry_after } => {
             body["retry_after"] = json!((*retry_after).max(1));

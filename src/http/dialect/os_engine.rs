@@ -5,25 +5,72 @@
 //! logout `{refreshToken?}` → 200 `{"success": true, "message": ...}`; errors `{"error":
 //! "..."}` with the seed's messages, 423 adds `lockedUntil`.
 
-use super::super::error::ApiResult;
-use super::super::extract::{AppJson, AuthUser, Ctx, MaybeJson};
-use super::super::AppState;
+use super::super::error::status;
+use super::super::requests::LoginRequest;
+use super::super::views::rfc3339_ms;
 use crate::domain::User;
-use crate::service::auth::LoginInput;
+use crate::service::auth::{Issued, LoginInput};
 use crate::service::Error;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-fn millis(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+/// The seed's camelCase keys and the native names they stand for.
+const KEYS: &[(&str, &str)] = &[
+    ("rememberMe", "remember_me"),
+    ("totpCode", "totp_code"),
+    ("recoveryCode", "recovery_code"),
+    ("refreshToken", "refresh_token"),
+];
+
+/// A request body in native spelling: camelCase keys renamed; their snake_case twins,
+/// which this dialect does not accept, dropped.
+pub fn native_keys(body: Value) -> Value {
+    let Value::Object(fields) = body else {
+        return body;
+    };
+    let mut out = Map::with_capacity(fields.len());
+    for (key, value) in fields {
+        if let Some((_, native)) = KEYS.iter().find(|(camel, _)| *camel == key) {
+            out.insert((*native).to_string(), value);
+        } else if !KEYS.iter().any(|(_, native)| *native == key) {
+            out.insert(key, value);
+        }
+    }
+    Value::Object(out)
+}
+
+/// The seed's name of a native field.
+pub fn field_name(native: &'static str) -> &'static str {
+    KEYS.iter()
+        .find(|(_, n)| *n == native)
+        .map_or(native, |(camel, _)| camel)
+}
+
+/// Login takes `email` first, and both fields are required together.
+pub fn login_input(body: LoginRequest) -> Result<LoginInput, Error> {
+    let identifier = body
+        .email
+        .or(body.username)
+        .filter(|s| !s.trim().is_empty());
+    let password = body.password.filter(|s| !s.is_empty());
+    let (Some(identifier), Some(password)) = (identifier, password) else {
+        return Err(Error::Validation {
+            message: "Email and password are required".into(),
+            details: Default::default(),
+        });
+    };
+    Ok(LoginInput {
+        identifier,
+        password: SecretString::from(password),
+        remember_me: body.remember_me.unwrap_or(false),
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
+    })
 }
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = status(error);
     let message = match error {
         Error::InvalidCredentials => "Invalid email or password".to_string(),
         Error::AccountLocked { .. } => {
@@ -35,7 +82,7 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     };
     let mut body = json!({ "error": message });
     if let Error::AccountLocked { locked_until } = error {
-        body["lockedUntil"] = json!(millis(locked_until));
+        body["lockedUntil"] = json!(rfc3339_ms(locked_until));
     }
     if let Error::RateLimited { retry_after } = error {
         body["retryAfter"] = json!(retry_after);
@@ -43,91 +90,35 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     (status, body)
 }
 
-fn user_body(u: &User) -> Value {
-    json!({"id": u.id, "email": u.email, "createdAt": millis(&u.created_at)})
+pub fn user(u: &User) -> Value {
+    json!({"id": u.id, "email": u.email, "createdAt": rfc3339_ms(&u.created_at)})
 }
 
-/// No `Debug`: it holds a password.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoginRequest {
-    email: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    remember_me: Option<bool>,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
+pub fn signed_in(i: &Issued) -> Value {
+    json!({"accessToken": i.access_token, "refreshToken": i.refresh_token, "user": user(&i.user)})
 }
 
-pub async fn login_user(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<LoginRequest>,
-) -> ApiResult<Json<Value>> {
-    let identifier = body
-        .email
-        .or(body.username)
-        .filter(|s| !s.trim().is_empty());
-    let password = body.password.filter(|s| !s.is_empty());
-    let (Some(identifier), Some(password)) = (identifier, password) else {
-        return Err(Error::Validation {
-            message: "Email and password are required".into(),
-            details: Default::default(),
-        }
-        .into());
-    };
-    let input = LoginInput {
-        identifier,
-        password: SecretString::from(password),
-        remember_me: body.remember_me.unwrap_or(false),
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-    };
-    let i = state.service.login(input, &ctx).await?;
-    Ok(Json(
-        json!({"accessToken": i.access_token, "refreshToken": i.refresh_token, "user": user_body(&i.user)}),
-    ))
+pub fn refreshed(i: &Issued) -> Value {
+    json!({"accessToken": i.access_token, "refreshToken": i.refresh_token})
 }
 
-/// No `Debug`: it holds a token.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefreshRequest {
-    refresh_token: Option<String>,
+pub fn logged_out() -> Value {
+    json!({"success": true, "message": "Logged out successfully"})
 }
 
-pub async fn refresh_tokens(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<RefreshRequest>,
-) -> ApiResult<Json<Value>> {
-    let token = Error::required(body.refresh_token, "refreshToken")?;
-    let i = state.service.refresh(&token, &ctx).await?;
-    Ok(Json(
-        json!({"accessToken": i.access_token, "refreshToken": i.refresh_token}),
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub async fn logout_user(
-    State(state): State<AppState>,
-    AuthUser(caller): AuthUser,
-    Ctx(ctx): Ctx,
-    MaybeJson(body): MaybeJson<RefreshRequest>,
-) -> ApiResult<Json<Value>> {
-    let token = body.and_then(|b| b.refresh_token);
-    state
-        .service
-        .logout(&caller, token.as_deref(), &ctx)
-        .await?;
-    Ok(Json(
-        json!({"success": true, "message": "Logged out successfully"}),
-    ))
-}
-
-pub async fn get_me(
-    State(state): State<AppState>,
-    AuthUser(caller): AuthUser,
-) -> ApiResult<Json<Value>> {
-    let u = state.service.me(&caller).await?;
-    Ok(Json(user_body(&u)))
+    #[test]
+    fn camel_case_keys_become_native_and_their_twins_are_ignored() {
+        let body = json!({"email": "a@b.c", "rememberMe": true, "remember_me": false, "x": 1});
+        assert_eq!(
+            native_keys(body),
+            json!({"email": "a@b.c", "remember_me": true, "x": 1})
+        );
+        assert_eq!(native_keys(json!("text")), json!("text"));
+        assert_eq!(field_name("refresh_token"), "refreshToken");
+        assert_eq!(field_name("password"), "password");
+    }
 }

@@ -2,25 +2,21 @@
 //!
 //! Login `{username (or email), password}` → `{access_token, refresh_token, token_type}`;
 //! refresh rotates and returns the same three; logout takes `{refresh_token}` → 204 (the
-//! native handler, whose body is the same); `/me`
-//! names roles `user`/`premium`/`admin`; errors are FastAPI's `{"detail": "..."}`, with
-//! validation errors as 422.
+//! native answer); `/me` names roles `user`/`premium`/`admin`; errors are FastAPI's
+//! `{"detail": "..."}`, with validation errors as 422.
 
-use super::super::auth::{LoginRequest, RefreshRequest};
-use super::super::error::ApiResult;
-use super::super::extract::{AppJson, AuthUser, Ctx};
-use super::super::views::rfc3339;
-use super::super::AppState;
+use super::super::error::status;
+use super::super::views::{rfc3339, rfc3339_opt};
+use crate::domain::User;
+use crate::service::auth::Issued;
 use crate::service::Error;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{json, Value};
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
     let status = match error {
         Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        e => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e => status(e),
     };
     let detail = match error {
         Error::InvalidCredentials => "Incorrect username or password".to_string(),
@@ -30,27 +26,9 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     (status, json!({ "detail": detail }))
 }
 
-pub async fn login_user(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<LoginRequest>,
-) -> ApiResult<Json<Value>> {
-    let i = state.service.login(body.into_input(), &ctx).await?;
-    Ok(Json(
-        json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
-    ))
-}
-
-pub async fn refresh_tokens(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<RefreshRequest>,
-) -> ApiResult<Json<Value>> {
-    let token = Error::required(body.refresh_token, "refresh_token")?;
-    let i = state.service.refresh(&token, &ctx).await?;
-    Ok(Json(
-        json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"}),
-    ))
+/// Login and refresh answer alike.
+pub fn tokens(i: &Issued) -> Value {
+    json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"})
 }
 
 #[derive(serde::Serialize)]
@@ -64,15 +42,11 @@ struct Me {
     is_verified: bool,
     #[serde(serialize_with = "rfc3339")]
     created_at: chrono::DateTime<chrono::Utc>,
-    #[serde(serialize_with = "super::super::views::rfc3339_opt")]
+    #[serde(serialize_with = "rfc3339_opt")]
     last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub async fn get_me(
-    State(state): State<AppState>,
-    AuthUser(caller): AuthUser,
-) -> ApiResult<Json<Value>> {
-    let u = state.service.me(&caller).await?;
+pub fn user(u: &User) -> Value {
     let me = Me {
         id: u.id.0,
         email: u.email.to_string(),
@@ -84,5 +58,5 @@ pub async fn get_me(
         created_at: u.created_at,
         last_login_at: u.last_login_at,
     };
-    Ok(Json(serde_json::to_value(me).unwrap_or_default()))
+    serde_json::to_value(me).unwrap_or_default()
 }

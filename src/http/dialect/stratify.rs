@@ -6,28 +6,23 @@
 //! `{"success": false, "error": {"code": "INVALID_CREDENTIALS", "message": "..."}}` —
 //! codes the seed does not list are the native code in upper case.
 
-use super::super::auth::NewUser;
-use super::super::auth::{LoginRequest, RefreshRequest};
-use super::super::error::ApiResult;
-use super::super::extract::{AppJson, Ctx};
-use super::super::AppState;
+use super::super::error::status;
+use super::super::views::rfc3339_ms;
+use crate::domain::User;
+use crate::service::auth::Issued;
 use crate::service::Error;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{json, Value};
 
 pub fn error(error: &Error) -> (StatusCode, Value) {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = status(error);
     let mut inner = json!({ "code": error.code().to_uppercase(), "message": error.message() });
     if let Some(details) = error.details() {
         inner["details"] = json!(details);
     }
     match error {
         Error::AccountLocked { locked_until } => {
-            inner["locked_until"] =
-                json!(locked_until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            inner["locked_until"] = json!(rfc3339_ms(locked_until));
         }
         Error::RateLimited { retry_after } => inner["retry_after"] = json!(retry_after),
         _ => {}
@@ -35,17 +30,12 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
     (status, json!({ "success": false, "error": inner }))
 }
 
-fn ok(data: Value) -> Json<Value> {
-    Json(json!({ "success": true, "data": data }))
+fn ok(data: Value) -> Value {
+    json!({ "success": true, "data": data })
 }
 
-pub async fn register_user(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<NewUser>,
-) -> ApiResult<Response> {
-    let (user, verification_required) = state.service.register(body.into_account(), &ctx).await?;
-    let body = json!({
+pub fn registered(user: &User, verification_required: bool) -> Value {
+    json!({
         "success": true,
         "data": {"user_id": user.id, "email": user.email, "verification_required": verification_required},
         "message": if verification_required {
@@ -53,35 +43,23 @@ pub async fn register_user(
         } else {
             "Registration successful."
         },
-    });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    })
 }
 
-pub async fn login_user(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<LoginRequest>,
-) -> ApiResult<Json<Value>> {
-    let i = state.service.login(body.into_input(), &ctx).await?;
-    Ok(ok(json!({
+pub fn signed_in(i: &Issued) -> Value {
+    ok(json!({
         "access_token": i.access_token,
         "refresh_token": i.refresh_token,
         "token_type": "bearer",
         "expires_in": i.expires_in,
-    })))
+    }))
 }
 
-pub async fn refresh_tokens(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    AppJson(body): AppJson<RefreshRequest>,
-) -> ApiResult<Json<Value>> {
-    let token = Error::required(body.refresh_token, "refresh_token")?;
-    let i = state.service.refresh(&token, &ctx).await?;
+/// With rotation turned on explicitly, the client needs the new refresh token.
+pub fn refreshed(i: &Issued, rotation: bool) -> Value {
     let mut data = json!({"access_token": i.access_token, "expires_in": i.expires_in});
-    // With rotation turned on explicitly, the client needs the new refresh token.
-    if state.service.config.refresh_rotation {
+    if rotation {
         data["refresh_token"] = json!(i.refresh_token);
     }
-    Ok(ok(data))
+    ok(data)
 }

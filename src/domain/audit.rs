@@ -1,0 +1,58 @@
+//! The kinds of security event (API.md, "Security events"): one variant per `type` the
+//! events list can show, so a kind cannot be misspelt where an event is written.
+
+/// What happened. [`AuditKind::as_str`] is the wire name (`login.failed`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// An account was created (registration, an admin, the CLI).
+    UserRegistered,
+    /// An account changed: profile, tier, state, unlock, deletion.
+    UserUpdated,
+    LoginSucceeded,
+    LoginFailed,
+    /// Failures reached the threshold: the account is locked for a while.
+    AccountLocked,
+    Logout,
+    /// A refresh token was used twice: the session is revoked.
+    RefreshReuseDetected,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordReset,
+    EmailVerified,
+    MfaEnabled,
+    MfaDisabled,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    /// The `ADMIN_EMAIL` account was created or brought in line.
+    AdminBootstrap,
+}
+
+impl AuditKind {
+    /// The event's `type` on the wire and in the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::UserRegistered => "user.registered",
+            AuditKind::UserUpdated => "user.updated",
+            AuditKind::LoginSucceeded => "login.succeeded",
+            AuditKind::LoginFailed => "login.failed",
+            AuditKind::AccountLocked => "account.locked",
+            AuditKind::Logout => "logout",
+            AuditKind::RefreshReuseDetected => "refresh.reuse_detected",
+            AuditKind::SessionRevoked => "session.revoked",
+            AuditKind::PasswordChanged => "password.changed",
+            AuditKind::PasswordReset => "password.reset",
+            AuditKind::EmailVerified => "email.verified",
+            AuditKind::MfaEnabled => "mfa.enabled",
+            AuditKind::MfaDisabled => "mfa.disabled",
+            AuditKind::ApiKeyCreated => "api_key.created",
+            AuditKind::ApiKeyRevoked => "api_key.revoked",
+            AuditKind::AdminBootstrap => "admin.bootstrap",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
