@@ -3,10 +3,10 @@
 //! Code generic over a sqlx [`Database`] normally repeats a where-clause of driver bounds
 //! (`String: Encode<DB> + Type<DB>`, `&mut DB::Connection: Executor`, ...) on every
 //! function, because Rust does not carry a trait's where-clauses to its users. Here each
-//! bound is instead a small trait *of the driver* ([`Exec`], [`Get`], [`Bind`]), given to
-//! every driver that satisfies it by one blanket impl; [`Backend`] lists them as
-//! supertraits, and supertraits do carry. So the concern modules say only
-//! `DB: Backend`, and read as plain sqlx:
+//! bound is instead a small trait *of the driver* ([`Exec`], [`Bind`]) or of its row type
+//! ([`Col`]), given to every driver that satisfies it by one blanket impl; [`Backend`]
+//! lists them as supertraits (and associated-type bounds), and those do carry. So the
+//! concern modules say only `DB: Backend`, and read as plain sqlx:
 //!
 //! ```ignore
 //! let row = sqlx::query::<DB>("SELECT tier FROM users WHERE id = $1")
@@ -18,7 +18,10 @@
 //!
 //! [`QueryExt`] (`arg`, `one`, `optional`, `all`, `run`) and [`Col`] (`col`) are the
 //! only spellings that differ from sqlx's own (`bind`, `fetch_*`, `try_get`); they also
-//! turn driver errors into [`StoreError`]s through the backend's [`Backend::map_err`].
+//! turn driver errors into [`StoreError`]s through the backend's [`Driver::map_err`].
+//!
+//! A backend module implements [`Driver`] (its error mapping); [`Backend`] then follows
+//! from a blanket impl, which repeats the trait's list because Rust has no trait aliases.
 
 use crate::store::{StoreError, StoreResult};
 use sqlx::query::Query;
@@ -32,8 +35,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A query as `sqlx::query` builds it for driver `DB`.
 pub type Q<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
 
-/// A SQL driver the store runs on: SQLite or PostgreSQL. The supertraits are the column
-/// types the schema uses (uuids as text, times as epoch milliseconds, flags, blobs).
+/// A SQL driver the store runs on: SQLite or PostgreSQL. The bounds are the Rust types the
+/// schema's columns are read and bound as (uuids as text, times as epoch milliseconds,
+/// flags, blobs); a new column type is one line here and one in the impl below.
 pub trait Backend:
     Driver
     + Exec

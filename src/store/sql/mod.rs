@@ -25,7 +25,8 @@
 //! Why generic functions and not one impl per backend: the two impls would be the same
 //! code twice, statement by statement, and drift. Why not a macro: rustfmt and
 //! rust-analyzer do not see inside one. The price of generics is sqlx's driver bounds;
-//! `backend.rs` states them once, so the files here only say `DB: Backend`.
+//! `backend.rs` bundles them in one trait, so the files here only say `DB: Backend`
+//! (and name the driver in `sqlx::query::<DB>`, which inference cannot find alone).
 
 mod api_keys;
 mod audit;
