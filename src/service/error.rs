@@ -194,11 +194,11 @@ impl From<crate::domain::FieldError> for Error {
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
+        use crate::store::{Conflict, StoreError};
         match e {
-            StoreError::Conflict("email") => Error::EmailExists,
-            StoreError::Conflict("last_admin") => Error::LastAdmin,
-            StoreError::Conflict(_) => Error::UsernameExists,
+            StoreError::Conflict(Conflict::Email) => Error::EmailExists,
+            StoreError::Conflict(Conflict::LastAdmin) => Error::LastAdmin,
+            StoreError::Conflict(Conflict::Username) => Error::UsernameExists,
             StoreError::Unavailable(m) => Error::Unavailable(m),
             StoreError::Other(m) => Error::Internal(m),
         }

@@ -1,24 +1,32 @@
 //! The PostgreSQL store: durable data shared by any number of instances. Same SQL as
-//! SQLite (see `sql.rs`), `$N` placeholders, its own migrations.
+//! SQLite (`sql/`); this module owns what differs: the connection setup, the
+//! migrations and what PostgreSQL's error codes mean.
 //!
 //! Concurrency comes from the database: rotation is a compare-and-swap `UPDATE`, lockout
 //! counting one atomic upsert, so both stay exact across instances. The pool's acquire
 //! timeout is short, so a lost database answers 503 quickly instead of hanging requests;
 //! the pool reconnects by itself when the database returns.
 
-use super::*;
-use crate::domain::lockout::{AttemptSlot, LockoutPolicy};
-use crate::tokens::{JwtAlg, KeyState};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use super::sql::{Driver, SqlStore};
+use super::{Conflict, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Postgres;
 use std::str::FromStr;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
-pub struct PostgresStore {
-    read: PgPool,
-    write: PgPool,
+/// The store on a PostgreSQL database (one pool serves reads and writes).
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl Driver for Postgres {
+    fn map_err(e: sqlx::Error) -> StoreError {
+        map_err(e)
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -26,9 +34,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
             if what.contains("email") {
-                StoreError::Conflict("email")
+                StoreError::Conflict(Conflict::Email)
             } else if what.contains("username") {
-                StoreError::Conflict("username")
+                StoreError::Conflict(Conflict::Username)
             } else {
                 StoreError::Other(db.message().to_string())
             }
@@ -52,34 +60,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Rewrites SQLite placeholders as PostgreSQL's `$N`: `?N` keeps its number; a bare `?`
-/// takes the largest number so far plus one, as SQLite numbers it.
-fn q(sql: &str) -> std::borrow::Cow<'_, str> {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.chars().peekable();
-    let mut largest = 0u32;
-    while let Some(c) = chars.next() {
-        if c != '?' {
-            out.push(c);
-            continue;
-        }
-        let mut digits = String::new();
-        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            digits.push(*d);
-            chars.next();
-        }
-        let n = match digits.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => largest + 1,
-        };
-        largest = largest.max(n);
-        out.push('$');
-        out.push_str(&n.to_string());
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects and runs the migrations (concurrent starts are serialised by sqlx's
     /// migration lock).
     pub async fn open(url: &str) -> anyhow::Result<Self> {
@@ -91,24 +72,6 @@ impl PostgresStore {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self {
-            read: pool.clone(),
-            write: pool,
-        })
-    }
-}
-
-super::sql::impl_sql_store!(PostgresStore, PgRow);
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders() {
-        assert_eq!(super::q("a = ?1 AND b = ?12"), "a = $1 AND b = $12");
-        assert_eq!(
-            super::q("a = ? AND b = ? AND c = ?"),
-            "a = $1 AND b = $2 AND c = $3"
-        );
-        assert_eq!(super::q("a = ?3 OR b = ?"), "a = $3 OR b = $4");
+        Ok(SqlStore::new(pool.clone(), pool))
     }
 }

@@ -94,14 +94,4 @@ impl RevocationList {
         inner.jti.retain(|_, until| *until > now);
         inner.sid.retain(|_, until| *until > now);
     }
-
-    /// (revoked token ids, revoked sessions) held in memory.
-    pub fn len(&self) -> (usize, usize) {
-        let inner = self.inner.read().expect("revocation lock poisoned");
-        (inner.jti.len(), inner.sid.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0)
-    }
 }

@@ -5,23 +5,21 @@
 //! `SQLITE_BUSY` inside deferred transactions); reads use a separate pool and run
 //! concurrently thanks to WAL. Another process on the same file (the CLI) waits on the
 //! busy timeout.
+//!
+//! The SQL itself is shared with PostgreSQL (`sql/`); this module owns what differs: the
+//! connection setup, the migrations and what SQLite's error codes mean.
 
-use super::*;
-use crate::domain::lockout::{AttemptSlot, LockoutPolicy};
-use crate::tokens::{JwtAlg, KeyState};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use super::sql::{Driver, SqlStore};
+use super::{Conflict, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
-pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
-}
+/// The store on a SQLite file.
+pub type SqliteStore = SqlStore<Sqlite>;
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included: another writer held
 /// the file past the busy timeout, or (opening a new file) was setting it up.
@@ -30,6 +28,16 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .code()
         .and_then(|c| c.parse::<i64>().ok())
         .is_some_and(|c| matches!(c & 0xff, 5 | 6)))
+}
+
+impl Driver for Sqlite {
+    fn map_err(e: sqlx::Error) -> StoreError {
+        map_err(e)
+    }
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -41,9 +49,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let msg = db.message();
             if msg.contains("users.email") {
-                StoreError::Conflict("email")
+                StoreError::Conflict(Conflict::Email)
             } else if msg.contains("users.username") {
-                StoreError::Conflict("username")
+                StoreError::Conflict(Conflict::Username)
             } else {
                 StoreError::Other(msg.to_string())
             }
@@ -55,7 +63,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating if needed) the database file and runs the migrations.
     pub async fn open(path: &str) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
@@ -70,12 +78,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Self { read, write })
-    }
-
-    /// Runs the migrations only (`tradeauth migrate`).
-    pub async fn migrate(path: &str) -> anyhow::Result<()> {
-        Self::open(path).await.map(|_| ())
+        Ok(SqlStore::new(read, write))
     }
 }
 
@@ -119,10 +122,3 @@ async fn open_writer(opts: &SqliteConnectOptions) -> anyhow::Result<SqlitePool> 
         }
     }
 }
-
-/// SQLite takes the numbered `?N` placeholders as written.
-fn q(sql: &str) -> std::borrow::Cow<'_, str> {
-    std::borrow::Cow::Borrowed(sql)
-}
-
-super::sql::impl_sql_store!(SqliteStore, SqliteRow);

@@ -112,7 +112,7 @@ impl Service {
             match self.store.insert_user(&new).await {
                 Ok(user) => return Ok(user),
                 // A derived username taken between the check and the insert: next number.
-                Err(StoreError::Conflict("username")) if !explicit => {
+                Err(StoreError::Conflict(crate::store::Conflict::Username)) if !explicit => {
                     n += 1;
                     candidate = base.with_suffix(n);
                 }
