@@ -24,6 +24,9 @@ const HMAC_SECRET: [u8; 32] = [
     26, 27, 28, 29, 30, 31,
 ];
 
+/// A client's signing function: signature base bytes in, signature bytes out.
+type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 struct Example {
     title: &'static str,
     alg: Algorithm,
@@ -137,7 +140,7 @@ fn render(ex: &mut Example) -> String {
         ex.alg.as_str()
     );
     let rng = ring::rand::SystemRandom::new();
-    let (sign, key): (Box<dyn Fn(&[u8]) -> Vec<u8>>, VerifyingKey) = match ex.alg {
+    let (sign, key): (Signer, VerifyingKey) = match ex.alg {
         Algorithm::Ed25519 => {
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(
                 &STANDARD.decode(TEST_KEY_ED25519_PRIV).unwrap(),
