@@ -4,6 +4,7 @@
 //! Must not touch storage: keys arrive as [`keys::StoredKey`] values and leave the same way.
 
 pub mod apikey;
+pub mod httpsig;
 pub mod jwt;
 pub mod keys;
 pub mod refresh;
