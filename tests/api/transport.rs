@@ -117,6 +117,16 @@ async fn postgres_connections_use_tls_with_sslmode_require() {
     if !services_available("PostgreSQL over TLS").await {
         return;
     }
+    let admin = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    assert_eq!(
+        ssl, "on",
+        "the suite's PostgreSQL must have ssl = on (Debian's default; .ci/run sets it)"
+    );
     // The same check on a plaintext connection sees `false`: it can tell the two apart.
     for (mode, tls) in [("require", true), ("disable", false)] {
         let url = format!("{}&sslmode={mode}", pg_schema_url().await);
@@ -337,6 +347,7 @@ async fn postgres_verify_full_accepts_the_right_ca_and_refuses_another() {
         Ok(_) => panic!("started with a certificate from an untrusted CA"),
         Err(e) => format!("{e:#}"),
     };
+    eprintln!("start refused: {e}");
     assert!(e.to_lowercase().contains("certificate"), "{e}");
     assert!(ssl_of_connections(&admin, "ta_wrong_ca").await.is_empty());
 }
@@ -521,6 +532,7 @@ async fn redis_over_tls_is_verified_against_ssl_cert_file() {
     ]);
     let log = result.expect_err("started although Redis's certificate is not trusted");
     let text = log.join("\n");
+    eprintln!("start refused: {text}");
     assert!(
         text.contains("TRADEAUTH_REDIS_URL") && text.contains("certificate"),
         "{text}"
