@@ -434,14 +434,17 @@ impl Sources {
         let redis_url = self.secret("redis_url");
         if let Some(r) = &redis_url {
             let s = r.expose_secret();
-            if s.starts_with("rediss://") {
+            if !s.starts_with("redis://") && !s.starts_with("rediss://") {
                 return Err(self.err(
                     "redis_url",
-                    "rediss:// (TLS) is not supported by this build; use redis:// on a private network or a TLS tunnel",
+                    "expected redis://host:port or rediss://host:port (TLS)",
                 ));
             }
-            if !s.starts_with("redis://") {
-                return Err(self.err("redis_url", "expected redis://host:port"));
+            if s.starts_with("rediss://") && s.contains('#') {
+                return Err(self.err(
+                    "redis_url",
+                    "rediss:// always verifies the certificate; remove the #fragment (#insecure is not supported)",
+                ));
             }
         }
         let lockout_scope = self.parse(
@@ -918,12 +921,22 @@ mod tests {
     }
 
     #[test]
-    fn redis_tls_is_refused_clearly() {
-        let e = Sources::default()
+    fn redis_tls_is_accepted_but_never_unverified() {
+        let c = Sources::default()
             .set("redis_url", "rediss://h:6380")
             .build(false)
+            .unwrap();
+        assert!(c.redis_url.is_some());
+        let e = Sources::default()
+            .set("redis_url", "rediss://h:6380/#insecure")
+            .build(false)
             .unwrap_err();
-        assert!(e.to_string().contains("not supported"), "{e}");
+        assert!(e.to_string().contains("verifies the certificate"), "{e}");
+        let e = Sources::default()
+            .set("redis_url", "http://h:6380")
+            .build(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("rediss://"), "{e}");
     }
 
     #[test]

@@ -31,14 +31,31 @@ impl fmt::Display for UserId {
 }
 
 /// An email address, trimmed and lower-cased (uniqueness is case-insensitive).
+///
+/// Only plain ASCII addresses are accepted, so that two accounts can never look the same
+/// and every address can be mailed: invisible (Unicode format, e.g. zero-width space),
+/// control and space characters are refused with their own message; any other non-ASCII
+/// character (a Cyrillic `а`, a fullwidth `ａ`) is refused too, in the local part and in
+/// the domain. An internationalised domain is accepted in its ASCII (IDNA, `xn--`) form
+/// when that form is valid IDNA; it is never converted from Unicode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// Characters RFC 5322 allows in an unquoted local part besides letters and digits.
+const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let s = raw.trim().to_lowercase();
         let err = |m: &str| Err(FieldError::new("email", m));
+        let s = raw.trim();
+        if s.chars().any(invisible_or_control) {
+            return err("email must not contain spaces, invisible or control characters");
+        }
+        if !s.is_ascii() {
+            return err("email must use only ASCII letters, digits and punctuation; give an internationalised domain in its xn-- form");
+        }
+        let s = s.to_ascii_lowercase();
         if s.is_empty() {
             return err("email is required");
         }
@@ -48,22 +65,16 @@ impl Email {
         let Some((local, domain)) = s.rsplit_once('@') else {
             return err("email must look like name@example.com");
         };
-        if local.is_empty() || local.len() > 64 || local.contains('@') {
-            return err("email must look like name@example.com");
-        }
-        let domain_ok = !domain.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..")
-            && domain
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
                 .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        if !domain_ok {
+                .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c));
+        if !local_ok || !valid_domain(domain) {
             return err("email must look like name@example.com");
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return err("email must not contain spaces or control characters");
         }
         Ok(Self(s))
     }
@@ -82,6 +93,35 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A character a reader cannot see or that changes how text around it is shown: controls,
+/// Unicode format characters (zero-width space and joiners, bidi overrides, soft hyphen,
+/// byte-order mark) and every kind of space.
+fn invisible_or_control(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_control() || c.is_whitespace() || c.general_category() == GeneralCategory::Format
+}
+
+/// An ASCII domain of at least two labels, each 1–63 letters, digits or inner hyphens; an
+/// `xn--` label must be valid IDNA (it round-trips through UTS #46 unchanged).
+fn valid_domain(domain: &str) -> bool {
+    let labels_ok = domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !labels_ok {
+        return false;
+    }
+    if !domain.split('.').any(|l| l.starts_with("xn--")) {
+        return true;
+    }
+    matches!(url::Host::parse(domain), Ok(url::Host::Domain(d)) if d == domain)
 }
 
 /// A username: 3–32 of `[A-Za-z0-9_.-]`, stored lower-cased.
@@ -175,10 +215,13 @@ impl FullName {
                 "full_name must be at most 100 characters",
             ));
         }
-        if s.chars().any(|c| c.is_control()) {
+        // Zero-width joiners stay allowed: some scripts need them inside names.
+        if s.chars()
+            .any(|c| !matches!(c, '\u{200c}' | '\u{200d}' | ' ') && invisible_or_control(c))
+        {
             return Err(FieldError::new(
                 "full_name",
-                "full_name must not contain control characters",
+                "full_name must not contain control, invisible or text-direction characters",
             ));
         }
         Ok(Self(s.to_string()))
@@ -280,6 +323,68 @@ mod tests {
         assert!(Email::parse("bob").is_err());
         assert!(Email::parse("bob@localhost").is_err());
         assert!(Email::parse("a b@example.com").is_err());
+        assert_eq!(
+            Email::parse("o'neil+tag@sub.example-mail.co")
+                .unwrap()
+                .as_str(),
+            "o'neil+tag@sub.example-mail.co"
+        );
+    }
+
+    #[test]
+    fn email_refuses_invisible_and_look_alike_characters() {
+        for (raw, why) in [
+            ("admin\u{200b}@example.com", "invisible"),
+            ("ad\u{feff}min@example.com", "invisible"),
+            ("admin\u{202e}@example.com", "invisible"),
+            ("ad\u{00ad}min@example.com", "invisible"),
+            ("ad\u{7}min@example.com", "control"),
+            ("ad\u{a0}min@example.com", "spaces"),
+            ("\u{430}dmin@example.com", "ASCII"),
+            ("\u{ff41}dmin@example.com", "ASCII"),
+            ("admin@ex\u{430}mple.com", "ASCII"),
+            ("admin@b\u{fc}cher.de", "ASCII"),
+        ] {
+            let e = Email::parse(raw).expect_err(raw);
+            assert_eq!(e.field, "email");
+            assert!(e.message.contains(why), "{raw:?}: {}", e.message);
+        }
+        for bad in [
+            ".admin@example.com",
+            "ad..min@example.com",
+            "admin.@example.com",
+            "ad\"min@example.com",
+            "admin@-example.com",
+            "admin@example_.com",
+            "admin@xn--zz-.com",
+            "admin@xn--a.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        // The ASCII form of an internationalised domain is an ordinary address.
+        assert_eq!(
+            Email::parse("Hans@XN--BCHER-KVA.de").unwrap().as_str(),
+            "hans@xn--bcher-kva.de"
+        );
+    }
+
+    #[test]
+    fn full_name_refuses_invisible_characters_but_keeps_names() {
+        for bad in ["Eve\u{202e}gnp.exe", "A\u{200b}B", "A\u{2066}B", "A\u{1}B"] {
+            assert_eq!(
+                FullName::parse(bad).unwrap_err().field,
+                "full_name",
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "José Ñúñez",
+            "Анна Петрова",
+            "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}",
+            "李 小龍",
+        ] {
+            assert_eq!(FullName::parse(good).unwrap().as_str(), good);
+        }
     }
 
     #[test]

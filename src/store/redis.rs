@@ -73,7 +73,7 @@ impl SharedConn {
         let mut conn = shared
             .get()
             .await
-            .map_err(|e| anyhow::anyhow!("TRADEAUTH_REDIS_URL: Redis does not answer: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{}", start_failure(url, &e)))?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(shared)
     }
@@ -135,6 +135,21 @@ impl SharedConn {
     fn broken(&self) {
         *self.slot.lock().expect("redis slot lock") = None;
         *self.last_failure.lock().expect("redis failure lock") = Some(std::time::Instant::now());
+    }
+}
+
+/// Why the start stops when Redis cannot be reached; an untrusted TLS certificate says so.
+fn start_failure(url: &str, e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let tls = url.starts_with("rediss://");
+    if tls && (text.contains("certificate") || text.contains("Certificate")) {
+        format!(
+            "TRADEAUTH_REDIS_URL: Redis's TLS certificate is not trusted ({text}); the trusted CAs are the system's, or the bundle named by SSL_CERT_FILE"
+        )
+    } else if tls {
+        format!("TRADEAUTH_REDIS_URL: Redis does not answer over TLS: {text}")
+    } else {
+        format!("TRADEAUTH_REDIS_URL: Redis does not answer: {text}")
     }
 }
 
@@ -292,38 +307,103 @@ pub fn parse_message(msg: &str) -> Option<(Revoked, DateTime<Utc>, DateTime<Utc>
 /// Receives a message from another instance: the channel and the payload.
 pub type OnMessage = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Subscribes to `channels` for as long as the process lives, reconnecting with backoff.
+/// How often the subscriber publishes a heartbeat to itself, and how long it waits for any
+/// message (a heartbeat or a real one) before it takes the subscription for dead. A NAT,
+/// load balancer or failover can drop an idle connection without a reset; the stream
+/// would then wait forever, and the heartbeat is what notices.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+const SILENCE_LIMIT: Duration = Duration::from_secs(2);
+/// How long connecting and subscribing may take before the attempt counts as failed.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Subscribes to `channels` for as long as the process lives, reconnecting with backoff,
+/// and resubscribing when the subscription falls silent (see [`SILENCE_LIMIT`]).
 pub fn subscribe(client: redis::Client, channels: Vec<String>, on_message: OnMessage) {
+    let heartbeat = format!(
+        "{}:heartbeat:{}",
+        channels.first().map(String::as_str).unwrap_or("tradeauth"),
+        Uuid::new_v4().simple()
+    );
     tokio::spawn(async move {
-        use futures::StreamExt;
         let mut delay = Duration::from_millis(200);
         loop {
-            match tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(redis::RedisError::from((
-                        redis::ErrorKind::IoError,
-                        "connect timed out",
-                    )))
-                }) {
-                Ok(mut pubsub) => {
-                    if pubsub.subscribe(&channels).await.is_ok() {
-                        delay = Duration::from_millis(200);
-                        let mut stream = pubsub.on_message();
-                        while let Some(msg) = stream.next().await {
-                            if let Ok(text) = msg.get_payload::<String>() {
-                                on_message(msg.get_channel_name(), &text);
-                            }
-                        }
-                    }
-                    tracing::warn!("Redis subscription lost; reconnecting");
+            match subscribe_once(&client, &channels, &heartbeat, &on_message).await {
+                Ok(()) => {
+                    delay = Duration::from_millis(200);
+                    tracing::warn!("Redis subscription lost or silent; resubscribing");
                 }
-                Err(e) => tracing::debug!(error = %e, "Redis unreachable for the subscription"),
+                Err(e) => tracing::warn!(error = %e, "Redis unreachable for the subscription"),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+fn timed_out(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::IoError, what))
+}
+
+/// One subscription: connects, subscribes (bounded), then hands messages on until the
+/// stream ends or nothing, not even its own heartbeat, arrives within [`SILENCE_LIMIT`].
+/// `Ok` once it had subscribed, `Err` if it never got that far.
+async fn subscribe_once(
+    client: &redis::Client,
+    channels: &[String],
+    heartbeat: &str,
+    on_message: &OnMessage,
+) -> redis::RedisResult<()> {
+    use futures::StreamExt;
+    let setup = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channels).await?;
+        pubsub.subscribe(heartbeat).await?;
+        let publisher = client.get_multiplexed_async_connection().await?;
+        redis::RedisResult::Ok((pubsub, publisher))
+    };
+    let (mut pubsub, publisher) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, setup)
+        .await
+        .map_err(|_| timed_out("subscribing timed out"))??;
+    // Heartbeats go out on their own connection; a publish that fails or hangs is not an
+    // error here: the missing heartbeat is what ends the subscription.
+    let beat = {
+        let heartbeat = heartbeat.to_string();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let mut conn = publisher.clone();
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(&heartbeat).arg("");
+                let _ = bounded(cmd.query_async::<i64>(&mut conn)).await;
+            }
+        })
+    };
+    let mut stream = pubsub.on_message();
+    loop {
+        match tokio::time::timeout(SILENCE_LIMIT, stream.next()).await {
+            Ok(Some(msg)) => {
+                let channel = msg.get_channel_name();
+                if channel == heartbeat {
+                    continue;
+                }
+                if let Ok(text) = msg.get_payload::<String>() {
+                    on_message(channel, &text);
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    silent_for = ?SILENCE_LIMIT,
+                    "Redis subscription silent (no heartbeat came back); dropping it"
+                );
+                break;
+            }
+        }
+    }
+    beat.abort();
+    Ok(())
 }
 
 #[cfg(test)]
