@@ -410,12 +410,11 @@ impl Service {
     }
 
     fn refresh_lifetime(&self, remember_me: bool) -> Duration {
-        let d = if remember_me {
+        if remember_me {
             self.config.remember_me_ttl
         } else {
             self.config.refresh_ttl
-        };
-        Duration::from_std(d).unwrap_or(Duration::days(7))
+        }
     }
 
     async fn start_session(
@@ -425,8 +424,7 @@ impl Service {
         ctx: &RequestContext,
     ) -> Result<Issued> {
         let now = Utc::now();
-        let absolute =
-            now + Duration::from_std(self.config.session_max_age).unwrap_or(Duration::days(90));
+        let absolute = now + self.config.session_max_age;
         let session = Session {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -449,7 +447,7 @@ impl Service {
     }
 
     fn issue(&self, user: User, session: &Session, now: DateTime<Utc>) -> Result<Issued> {
-        let exp = now + self.config.access_ttl_chrono();
+        let exp = now + self.config.access_ttl;
         let (access_token, _) = self
             .tokens
             .sign(user.id.0, session.id, user.tier, now, exp)?;
@@ -471,7 +469,7 @@ impl Service {
             .refresh
             .parse(token)
             .ok_or(Error::InvalidRefreshToken)?;
-        let grace = Duration::from_std(self.config.refresh_reuse_grace).unwrap_or_default();
+        let grace = self.config.refresh_reuse_grace;
         let (mut session, user) = self
             .store
             .session_with_user(sid)
