@@ -14,7 +14,7 @@
 //!   printer); `build.rs` reads the rows into a [`Config`] and checks the rules that
 //!   span keys (`jwt_alg` and `jwt_secret`, the admin pair, the WebAuthn RP ID);
 //! - `sources.rs`: the raw values from the file and the environment; `parse.rs`: the
-//!   value parsers; `check.rs`: the `config check` output.
+//!   value parsers; `mailer.rs`: the mailer's spec; `check.rs`: the `config check` output.
 //!
 //! **Why hand-written and not `figment`.** `figment` (layered providers, serde
 //! extraction, values traced to their source) was weighed against this loader and not
@@ -34,14 +34,14 @@
 mod build;
 mod check;
 mod keys;
+mod mailer;
 mod parse;
 mod sources;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{
-    format_duration, rp_id_covers, MailerSpec, Origin, SecretKey, SmtpCredentials, SmtpSpec,
-};
+pub use mailer::{MailerSpec, SmtpCredentials, SmtpSpec};
+pub use parse::{format_duration, rp_id_covers, Origin, SecretKey};
 pub use sources::{env_name, Sources};
 
 use crate::domain::lockout::LockoutScope;

@@ -2,6 +2,7 @@
 //! `deploy/tradeauth.example.toml`.
 
 use super::{hidden, none, or_unset, Key, Secrecy};
+use crate::config::mailer;
 use crate::config::parse::{self, format_duration as duration, Invalid, PublicUrl};
 use crate::config::{DatabaseUrl, Dialect, LogFormat};
 use crate::domain::lockout::LockoutScope;
@@ -206,15 +207,15 @@ pub(in crate::config) const REQUIRE_EMAIL_VERIFICATION: Key<bool> = Key {
     parse: parse::boolean,
     print: |c| c.require_email_verification.to_string(),
 };
-pub(in crate::config) const MAILER: Key<parse::MailerSpec> = Key {
+pub(in crate::config) const MAILER: Key<mailer::MailerSpec> = Key {
     name: "mailer",
     secrecy: Url,
-    default: |_| parse::MailerSpec::Log,
-    parse: parse::mailer,
+    default: |_| mailer::MailerSpec::Log,
+    parse: mailer::mailer,
     print: |c| match &c.mailer {
-        parse::MailerSpec::Log => "log".into(),
-        parse::MailerSpec::File(dir) => format!("file:{}", dir.display()),
-        parse::MailerSpec::Smtp(_) => "smtp://****".into(),
+        mailer::MailerSpec::Log => "log".into(),
+        mailer::MailerSpec::File(dir) => format!("file:{}", dir.display()),
+        mailer::MailerSpec::Smtp(_) => "smtp://****".into(),
     },
 };
 pub(in crate::config) const MAIL_FROM: Key<lettre::message::Mailbox> = Key {
@@ -224,7 +225,7 @@ pub(in crate::config) const MAIL_FROM: Key<lettre::message::Mailbox> = Key {
         let sender = "tradeauth <no-reply@localhost>".parse();
         sender.expect("the default sender parses")
     },
-    parse: parse::mailbox,
+    parse: mailer::mailbox,
     print: |c| c.mail_from.to_string(),
 };
 pub(in crate::config) const VERIFICATION_TTL: Key<TimeDelta> = Key {
