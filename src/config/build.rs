@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 
 /// Reads rows and remembers which (a test holds that list against [`keys::KEYS`]).
 pub(super) struct Reader<'a> {
+    /// The raw values.
     sources: &'a Sources,
+    /// The names of the keys read so far, in order.
     pub read: Vec<&'static str>,
 }
 

@@ -21,6 +21,7 @@ pub enum MailerSpec {
 /// what `serve` would refuse. Building the transport is the mailer's job.
 #[derive(Debug, Clone)]
 pub struct SmtpSpec {
+    /// The server's name or address.
     pub host: String,
     /// The port written; unset, the mailer picks 465, 587 or 25 by the TLS mode.
     pub port: Option<u16>,
@@ -34,7 +35,9 @@ pub struct SmtpSpec {
 
 #[derive(Debug, Clone)]
 pub struct SmtpCredentials {
+    /// The login.
     pub user: String,
+    /// The password, kept out of `Debug`.
     pub password: SecretString,
 }
 

@@ -65,9 +65,13 @@ pub enum Dialect {
 
 /// The settings a dialect changes when they are not configured.
 pub struct DialectDefaults {
+    /// Of `access_ttl`.
     pub access_ttl: TimeDelta,
+    /// Of `refresh_ttl`.
     pub refresh_ttl: TimeDelta,
+    /// Of `refresh_rotation`.
     pub refresh_rotation: bool,
+    /// Of `require_email_verification`.
     pub require_email_verification: bool,
 }
 
@@ -245,6 +249,7 @@ pub struct RateLimits {
 pub struct ConfigError {
     /// The key as the operator wrote it: the variable, or `key (in FILE)`.
     pub key: String,
+    /// What is wrong and what is allowed; never the value of a secret.
     pub message: String,
 }
 

@@ -238,7 +238,9 @@ pub(super) fn public_url(s: &str) -> Parsed<PublicUrl> {
 /// it in `Origin`: lower case, ASCII (IDNA), without the scheme's default port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
+    /// `scheme://host[:port]`, what an `Origin` header carries.
     serialized: String,
+    /// The host alone, for the WebAuthn RP ID rule.
     host: String,
 }
 

@@ -19,7 +19,9 @@ pub fn env_name(key: &str) -> String {
 /// it. No `Debug`: the value may be a secret.
 #[derive(Clone)]
 pub(super) struct Raw {
+    /// As written.
     pub value: String,
+    /// The variable, or `key (in FILE)`.
     pub origin: String,
 }
 
@@ -27,6 +29,7 @@ pub(super) struct Raw {
 /// No `Debug`: values may be secrets.
 #[derive(Default, Clone)]
 pub struct Sources {
+    /// By key name (`access_ttl`); the environment overwrote the file.
     values: BTreeMap<String, Raw>,
 }
 

@@ -31,6 +31,7 @@ pub(super) enum Secrecy {
 pub(super) struct Key<T, C = Context> {
     /// The name in the file; the variable is [`super::env_name`] of it.
     pub name: &'static str,
+    /// How `config check` shows it, and whether it is trimmed.
     pub secrecy: Secrecy,
     /// The value when the key is not set.
     pub default: fn(&C) -> T,
@@ -42,8 +43,11 @@ pub(super) struct Key<T, C = Context> {
 
 /// What a key's default may depend on (read before the other keys).
 pub(super) struct Context {
+    /// For the TTLs, rotation and verification the dialect's seed expects.
     pub dialect: Dialect,
+    /// For the origins, the RP ID and the issuer.
     pub public_url: PublicUrl,
+    /// For the log format.
     pub stdout_is_terminal: bool,
 }
 
