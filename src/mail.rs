@@ -1,10 +1,14 @@
 //! Outgoing mail: a [`Mailer`] per `TRADEAUTH_MAILER` (`log`, `file:DIR`, `smtp://`,
 //! `smtps://`) and an outbox that sends off the request path, with retries and backoff.
 //!
+//! The mailer is built from its spec, parsed and checked with the rest of the config
+//! ([`MailerSpec`]); this module only sends.
+//!
 //! A failed send is logged (recipient domain and error, never the body, which holds a
 //! token) and never reaches the caller: the endpoints that mail answer the same whether
 //! or not a mail went out, so nothing here may hint at whether an account exists.
 
+use crate::config::{MailerSpec, SmtpSpec};
 use anyhow::Context;
 use async_trait::async_trait;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -95,66 +99,21 @@ pub struct SmtpMailer {
     from: Mailbox,
 }
 
-/// What an SMTP URL says, parsed without building a transport (which needs a running
-/// runtime), so the config check can use it too.
-struct SmtpUrl {
-    host: String,
-    port: Option<u16>,
-    /// `smtps://`: TLS from the start.
-    implicit_tls: bool,
-    /// `smtp://...?tls=required`: STARTTLS.
-    starttls: bool,
-    credentials: Option<Credentials>,
-}
-
-impl SmtpUrl {
-    fn parse(url: &str) -> anyhow::Result<Self> {
-        let parsed = url::Url::parse(url).context("not a valid URL")?;
-        let host = parsed
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .context("an SMTP URL needs a host")?
-            .to_string();
-        let implicit_tls = match parsed.scheme() {
-            "smtps" => true,
-            "smtp" => false,
-            other => anyhow::bail!("unknown scheme {other}"),
-        };
-        let starttls = parsed
-            .query_pairs()
-            .any(|(k, v)| k == "tls" && v == "required");
-        let credentials = if parsed.username().is_empty() {
-            None
-        } else {
-            let user = urlencoding::decode(parsed.username())?.to_string();
-            let pass = urlencoding::decode(parsed.password().unwrap_or_default())?.to_string();
-            Some(Credentials::new(user, pass))
-        };
-        Ok(Self {
-            host,
-            port: parsed.port(),
-            implicit_tls,
-            starttls,
-            credentials,
-        })
-    }
-}
-
 impl SmtpMailer {
     /// Needs a running tokio runtime (the transport's connection pool).
-    pub fn new(url: &str, from: Mailbox) -> anyhow::Result<Self> {
-        let url = SmtpUrl::parse(url)?;
-        let mut builder = if url.implicit_tls {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&url.host)?.port(url.port.unwrap_or(465))
-        } else if url.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&url.host)?
-                .port(url.port.unwrap_or(587))
+    pub fn new(spec: &SmtpSpec, from: Mailbox) -> anyhow::Result<Self> {
+        let mut builder = if spec.implicit_tls {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&spec.host)?.port(spec.port.unwrap_or(465))
+        } else if spec.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&spec.host)?
+                .port(spec.port.unwrap_or(587))
         } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&url.host)
-                .port(url.port.unwrap_or(25))
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&spec.host)
+                .port(spec.port.unwrap_or(25))
         };
-        if let Some(credentials) = url.credentials {
-            builder = builder.credentials(credentials);
+        if let Some(c) = &spec.credentials {
+            let password = c.password.expose_secret().to_string();
+            builder = builder.credentials(Credentials::new(c.user.clone(), password));
         }
         let transport = builder.timeout(Some(Duration::from_secs(15))).build();
         Ok(Self { transport, from })
@@ -169,39 +128,15 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// Whether `url` is an SMTP URL the mailer can use (checked with the rest of the config,
-/// so `config check` catches what `serve` would refuse).
-pub fn check_smtp_url(url: &str) -> Result<(), String> {
-    SmtpUrl::parse(url)
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"))
-}
-
-/// Whether `from` is a mailbox (`name <addr@domain>` or `addr@domain`).
-pub fn check_mailbox(from: &str) -> Result<(), String> {
-    from.parse::<Mailbox>()
-        .map(|_| ())
-        .map_err(|_| format!("{from:?} is not a mailbox (name <address@domain>)"))
-}
-
-/// The mailer `TRADEAUTH_MAILER` names.
-pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Mailer>> {
-    let spec = config.mailer.expose_secret();
-    let from: Mailbox = config.mail_from.parse().with_context(|| {
-        format!(
-            "TRADEAUTH_MAIL_FROM: {:?} is not a mailbox",
-            config.mail_from
-        )
-    })?;
-    Ok(if spec == "log" {
-        Arc::new(LogMailer)
-    } else if let Some(dir) = spec.strip_prefix("file:") {
-        Arc::new(FileMailer {
-            dir: PathBuf::from(dir),
-            from,
-        })
-    } else {
-        Arc::new(SmtpMailer::new(spec, from)?)
+/// The mailer a spec names (`TRADEAUTH_MAILER`), sending as `from` (`TRADEAUTH_MAIL_FROM`).
+pub fn from_config(spec: &MailerSpec, from: &Mailbox) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match spec {
+        MailerSpec::Log => Arc::new(LogMailer),
+        MailerSpec::File(dir) => Arc::new(FileMailer {
+            dir: dir.clone(),
+            from: from.clone(),
+        }),
+        MailerSpec::Smtp(smtp) => Arc::new(SmtpMailer::new(smtp, from.clone())?),
     })
 }
 

@@ -27,8 +27,7 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
             }
             if n % 240 == 0 {
                 let now = Utc::now();
-                let retention = chrono::Duration::from_std(service.config.audit_retention)
-                    .unwrap_or(chrono::Duration::days(90));
+                let retention = service.config.audit_retention;
                 if let Err(e) = service.store.prune(now, now - retention).await {
                     tracing::warn!(error = %e, "pruning failed");
                 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// A retired key stays published until its last token expires: tokens are signed with it
 /// until every instance has reloaded (within `RELOAD_EVERY`), so add that and a margin.
 fn retire_until(config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
-    now + config.access_ttl_chrono() + chrono::Duration::seconds(30)
+    now + config.access_ttl + chrono::Duration::seconds(30)
 }
 
 /// Makes sure an active and a standby key of the configured algorithm exist; keys of

@@ -289,8 +289,8 @@ impl Service {
         let c = &self.config;
         LockoutPolicy {
             threshold: c.lockout_threshold,
-            window: chrono::Duration::from_std(c.lockout_window).unwrap_or_default(),
-            duration: chrono::Duration::from_std(c.lockout_duration).unwrap_or_default(),
+            window: c.lockout_window,
+            duration: c.lockout_duration,
             scope: c.lockout_scope,
         }
     }
@@ -302,7 +302,7 @@ impl Service {
     /// Until when a revoked session must stay on the revocation list: the longest an
     /// access token issued before `now` can live.
     pub fn sid_revocation_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + self.config.access_ttl_chrono() + chrono::Duration::seconds(1)
+        now + self.config.access_ttl + chrono::Duration::seconds(1)
     }
 
     /// Writes a security event; a failure to write is logged, never shown to the caller.
@@ -416,7 +416,8 @@ pub async fn build(
     }
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
-    let outbox = crate::mail::Outbox::start(crate::mail::from_config(&config)?);
+    let outbox =
+        crate::mail::Outbox::start(crate::mail::from_config(&config.mailer, &config.mail_from)?);
     let instance = Uuid::new_v4();
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());

@@ -11,7 +11,7 @@ use crate::mail::Mail;
 use crate::store::{MailPurpose, RevokeTarget};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use ring::digest::{digest, SHA256};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -59,8 +59,7 @@ impl Service {
                 user.id,
                 MailPurpose::Verify,
                 now,
-                now + Duration::from_std(self.config.verification_ttl)
-                    .unwrap_or(Duration::hours(24)),
+                now + self.config.verification_ttl,
             )
             .await?;
         let link = format!("{}/verify-email?token={token}", self.config.public_url);
@@ -143,7 +142,7 @@ impl Service {
                 user.id,
                 MailPurpose::Reset,
                 now,
-                now + Duration::from_std(self.config.reset_ttl).unwrap_or(Duration::hours(1)),
+                now + self.config.reset_ttl,
             )
             .await?;
         let link = format!("{}/reset-password?token={token}", self.config.public_url);

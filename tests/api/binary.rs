@@ -465,3 +465,46 @@ async fn sigterm_sends_the_mails_of_answered_requests_before_exiting() {
         "one verification mail per answered registration"
     );
 }
+
+/// RFC 8725 §3.5: an HS256 secret shorter than 32 bytes, or a secret set beside another
+/// algorithm, stops the start and `config check` (exit 2), naming the key and never
+/// echoing the secret. The same secret long enough, with HS256, passes.
+#[test]
+fn a_short_or_misplaced_jwt_secret_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let short = "short-hs256-secret-of-31-bytes!";
+    let long = "an-hs256-secret-of-at-least-32-bytes!!";
+    let run = |args: &[&str], alg: &str, secret: &str| {
+        let mut child = bin()
+            .args(args)
+            .env("TRADEAUTH_LISTEN", "127.0.0.1:0")
+            .env("TRADEAUTH_DATABASE_URL", &db)
+            .env("TRADEAUTH_LOG_FORMAT", "json")
+            .env("TRADEAUTH_JWT_ALG", alg)
+            .env("TRADEAUTH_JWT_SECRET", secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that starts anyway is stopped, and the test fails below.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), text)
+    };
+    for (alg, secret) in [("HS256", short), ("EdDSA", long), ("RS256", long)] {
+        for args in [&["config", "check"][..], &["serve"][..]] {
+            let (code, err) = run(args, alg, secret);
+            assert_eq!(code, Some(2), "{args:?} with {alg}: {err}");
+            assert!(err.contains("TRADEAUTH_JWT_SECRET"), "{err}");
+            assert!(!err.contains(secret), "the secret is echoed: {err}");
+        }
+    }
+    let (code, err) = run(&["config", "check"], "HS256", long);
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -293,12 +293,11 @@ impl Service {
     }
 
     pub(super) fn refresh_lifetime(&self, remember_me: bool) -> Duration {
-        let d = if remember_me {
+        if remember_me {
             self.config.remember_me_ttl
         } else {
             self.config.refresh_ttl
-        };
-        Duration::from_std(d).unwrap_or(Duration::days(7))
+        }
     }
 
     async fn start_session(
@@ -308,8 +307,7 @@ impl Service {
         ctx: &RequestContext,
     ) -> Result<Issued> {
         let now = Utc::now();
-        let absolute =
-            now + Duration::from_std(self.config.session_max_age).unwrap_or(Duration::days(90));
+        let absolute = now + self.config.session_max_age;
         let session = Session {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -337,7 +335,7 @@ impl Service {
         session: &Session,
         now: DateTime<Utc>,
     ) -> Result<Issued> {
-        let exp = now + self.config.access_ttl_chrono();
+        let exp = now + self.config.access_ttl;
         let (access_token, _) = self
             .tokens
             .sign(user.id.0, session.id, user.tier, now, exp)?;

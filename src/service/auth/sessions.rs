@@ -26,7 +26,7 @@ impl Service {
             .refresh
             .parse(token)
             .ok_or(Error::InvalidRefreshToken)?;
-        let grace = Duration::from_std(self.config.refresh_reuse_grace).unwrap_or_default();
+        let grace = self.config.refresh_reuse_grace;
         let (mut session, user) = self
             .store
             .session_with_user(sid)
