@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mfa;
 pub mod passwords;
 pub mod verification;
+pub mod webauthn;
 
 pub use error::{Error, Result};
 
