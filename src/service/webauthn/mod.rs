@@ -22,8 +22,8 @@
 //! verifies twice here. Nor can it see a credential registered to another account: the
 //! unique `credential_id` column of `passkeys` gives `passkey_exists`.
 //!
-//! Layout: this file is the API; its tests, with an independent software
-//! authenticator, come in the next commit.
+//! Layout: this file is the API; `soft` (tests only) is an independent software
+//! authenticator; `tests` drives both through the API.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -36,6 +36,10 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+#[cfg(test)]
+mod soft;
+#[cfg(test)]
+mod tests;
 
 /// How long a ceremony may take: the `timeout` sent to the browser. The caller's challenge
 /// row lives as long (5 min, API.md).
@@ -555,6 +559,9 @@ impl Passkeys {
     ) -> Result<NewPasskey, PasskeyError> {
         let reg: RegisterPublicKeyCredential = deserialize(credential)?;
         check_envelope(&reg.type_, &reg.id, &reg.raw_id)?;
+        if state.existing.iter().any(|c| c.0 == reg.raw_id) {
+            return Err(PasskeyError::AlreadyRegistered);
+        }
         let passkey = self
             .webauthn
             .finish_passkey_registration(&reg, &state.inner)
