@@ -28,6 +28,7 @@ pub mod keys;
 pub mod mfa;
 pub mod passwords;
 pub mod verification;
+pub mod webauthn;
 
 pub use error::{Error, Result};
 pub use gateway::Claim;
