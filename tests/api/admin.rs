@@ -270,6 +270,55 @@ async fn admin_revokes_sessions_and_reads_the_audit_log() {
 }
 
 #[tokio::test]
+async fn bootstrap_admin_keeps_a_password_changed_through_the_api() {
+    let settings = |s: tradeauth::config::Sources| {
+        s.set("admin_email", "root@example.com")
+            .set("admin_password", "from-env")
+    };
+    let app = spawn_with(settings).await;
+    let r = app.login("root@example.com", "from-env").await;
+    r.assert(200, None);
+    app.post_auth(
+        "/api/v1/auth/password",
+        &access(&r.body),
+        Some(json!({"current_password": "from-env", "new_password": PASSWORD})),
+    )
+    .await
+    .assert(204, None);
+    let session = app.login("root@example.com", PASSWORD).await;
+    session.assert(200, None);
+    // Restarts with the same settings (a deploy, a new replica) leave the account alone:
+    // the new password works, the old one does not, and the admin stays signed in.
+    let mut dir = app.stop().await;
+    for _ in 0..2 {
+        let app = spawn_in(dir.clone(), settings).await;
+        app.get_auth("/api/v1/auth/me", &access(&session.body))
+            .await
+            .assert(200, None);
+        app.login("root@example.com", "from-env")
+            .await
+            .assert(401, Some("invalid_credentials"));
+        app.login("root@example.com", PASSWORD)
+            .await
+            .assert(200, None);
+        dir = app.stop().await;
+    }
+    // A changed setting is applied again, once.
+    let app = spawn_in(dir.clone(), |s| {
+        s.set("admin_email", "root@example.com")
+            .set("admin_password", "rotated")
+    })
+    .await;
+    app.login("root@example.com", "rotated")
+        .await
+        .assert(200, None);
+    app.get_auth("/api/v1/auth/me", &access(&session.body))
+        .await
+        .assert(401, Some("invalid_token"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bootstrap_admin_is_created_and_kept_in_step() {
     let app = spawn_with(|s| {
         s.set("admin_email", "root@example.com")
