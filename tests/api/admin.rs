@@ -376,3 +376,48 @@ async fn bootstrap_admin_is_created_and_kept_in_step() {
         .expect("start fails");
     assert!(err.to_string().contains("belongs to another user"), "{err}");
 }
+
+#[tokio::test]
+async fn a_demoted_admin_gets_no_idempotent_replay() {
+    let app = spawn_app().await;
+    let (_, boss) = app.user_with_tier(4).await;
+    let (email, demoted) = app.user_with_tier(4).await;
+    let create = |at: String| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/admin/users"))
+            .bearer_auth(at)
+            .header("idempotency-key", "create-1")
+            .json(&json!({"email": "made@example.com", "password": PASSWORD}));
+        async move { into_resp(req.send().await.unwrap()).await }
+    };
+    create(access(&demoted)).await.assert(201, None);
+    let id = demoted["user"]["id"].as_str().unwrap();
+    app.patch_auth(
+        &format!("/api/v1/admin/users/{id}"),
+        &access(&boss),
+        json!({"permission_tier": 2}),
+    )
+    .await
+    .assert(200, None);
+    let again = app.login(&email, PASSWORD).await;
+    again.assert(200, None);
+    assert_eq!(again.body["permission_tier"], 2);
+    // The same key and body: the tier check answers, not the stored 201.
+    let r = create(access(&again.body)).await;
+    r.assert(403, Some("insufficient_tier"));
+    assert!(r.header("idempotent-replayed").is_none());
+    assert!(r.body.get("id").is_none(), "{}", r.body);
+    // Without a credential: 401, whatever the key.
+    let r = into_resp(
+        app.client
+            .post(app.url("/api/v1/admin/users"))
+            .header("idempotency-key", "create-1")
+            .json(&json!({"email": "made@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert(401, Some("missing_token"));
+}
