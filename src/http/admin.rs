@@ -26,7 +26,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .route(
             "/users",
-            idempotent(get(list_users).post(create_user), state),
+            idempotent::<Admin>(get(list_users).post(create_user), state),
         )
         .route(
             "/users/{id}",

@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/register",
             limited(
-                idempotent(post(register_user), state),
+                idempotent::<()>(post(register_user), state),
                 state,
                 Class::Register,
             ),

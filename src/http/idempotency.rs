@@ -4,16 +4,19 @@
 //! arriving while the first still runs waits for its response (up to 10 s) rather than
 //! running twice, and a request whose client hung up still runs to its end and is kept.
 //!
-//! Attached where the route is declared (`idempotent(post(h), &state)`). Keys are
-//! scoped by path and by the caller (the user behind an access token, or the API
-//! key presented), so one admin's key never replays a response to somebody else.
+//! Attached where the route is declared (`idempotent::<Guard>(post(h), &state)`). Keys
+//! are scoped by path and by the caller (the user behind an access token, or the API
+//! key presented), so one admin's key never replays a response to somebody else. The
+//! route's guard — the extractor its handler uses to authenticate and authorise, such
+//! as `MinTier<4>` — runs before anything is claimed or replayed: a caller who lost the
+//! right to the endpoint gets the refusal, not the stored answer.
 
 use super::error::ApiError;
 use super::extract::Credentials;
 use super::state::AppState;
 use crate::service::{Claim, Error, Service};
 use axum::body::Body;
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,16 +25,25 @@ use ring::digest::{digest, SHA256};
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// `route` with `Idempotency-Key` honoured on its `POST`.
-pub fn idempotent(route: MethodRouter<AppState>, state: &AppState) -> MethodRouter<AppState> {
-    route.route_layer(from_fn_with_state(state.clone(), replay_idempotent))
+/// `route` with `Idempotency-Key` honoured on its `POST`, for callers that `G` admits
+/// (`()` for an endpoint open to anybody).
+pub fn idempotent<G>(route: MethodRouter<AppState>, state: &AppState) -> MethodRouter<AppState>
+where
+    G: FromRequestParts<AppState> + Send + 'static,
+    G::Rejection: IntoResponse,
+{
+    route.route_layer(from_fn_with_state(state.clone(), replay_idempotent::<G>))
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn replay_idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn replay_idempotent<G>(State(state): State<AppState>, req: Request, next: Next) -> Response
+where
+    G: FromRequestParts<AppState> + Send + 'static,
+    G::Rejection: IntoResponse,
+{
     // The full path, as before nesting stripped its prefix: it scopes the key.
     let path = req
         .extensions()
@@ -48,6 +60,12 @@ async fn replay_idempotent(State(state): State<AppState>, req: Request, next: Ne
     else {
         return next.run(req).await;
     };
+    // Authorisation first: every answer of the endpoint, a replay too, is the caller's
+    // to see only while they may call it.
+    let (mut parts, body) = req.into_parts();
+    if let Err(rejection) = G::from_request_parts(&mut parts, &state).await {
+        return rejection.into_response();
+    }
     if key.is_empty() || key.len() > 255 {
         return ApiError(Error::field(
             "Idempotency-Key",
@@ -56,7 +74,6 @@ async fn replay_idempotent(State(state): State<AppState>, req: Request, next: Ne
         .into_response();
     }
     let service = state.service.clone();
-    let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, service.config().max_body_bytes).await {
         Ok(b) => b,
         Err(_) => return ApiError(Error::PayloadTooLarge).into_response(),

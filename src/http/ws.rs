@@ -77,9 +77,12 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// The time left until `exp`, to the millisecond: the socket closes at the instant the
+/// token checks start answering `token_expired` (`tokens::jwt::expired`), not up to a
+/// second later.
 fn until(exp: i64) -> Duration {
-    let left = exp - chrono::Utc::now().timestamp();
-    Duration::from_secs(left.max(0) as u64)
+    let left = exp.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
+    Duration::from_millis(left.max(0) as u64)
 }
 
 pub(crate) async fn run_socket(

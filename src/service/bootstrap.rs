@@ -1,6 +1,13 @@
 //! The bootstrap admin (seed 002): `ADMIN_EMAIL` + `ADMIN_PASSWORD` create a verified
-//! tier-4 account at the first start with no admin, and later starts keep that same
-//! account in step with them. The bootstrap password is exempt from the policy.
+//! tier-4 account at the first start with no admin, and a later start where they changed
+//! updates that same account to match. The bootstrap password is exempt from the policy.
+//!
+//! "Changed" is measured against the values the last start applied, not against the
+//! account: an admin who changed the password through the API keeps it (and their
+//! sessions) across restarts with the same settings. What was applied is kept in the
+//! `secrets` table under [`APPLIED`]: the email, and an Argon2 hash of the password (a
+//! fast keyed hash stored next to its key would expose the deploy secret to cheap
+//! guessing).
 
 use super::auth::NewAccount;
 use super::Audit;
@@ -9,7 +16,19 @@ use crate::domain::AuditKind;
 use crate::domain::{Email, Tier};
 use crate::store::{RevokeTarget, UserPatch};
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// The `secrets` row recording the bootstrap settings last applied.
+pub const APPLIED: &str = "admin_bootstrap_applied";
+
+/// The bootstrap settings a start applied.
+#[derive(Serialize, Deserialize)]
+struct Applied {
+    email: String,
+    /// Argon2 hash (PHC string) of `ADMIN_PASSWORD`.
+    password_hash: String,
+}
 
 impl Service {
     #[tracing::instrument(skip_all)]
@@ -60,6 +79,7 @@ impl Service {
                     }
                     Err(e) => anyhow::bail!("creating the bootstrap admin: {e}"),
                 };
+                self.record_applied(&email, password).await?;
                 tracing::info!(user_id = %user.id, "bootstrap admin created");
                 self.audit(
                     Audit::new(AuditKind::AdminBootstrap)
@@ -69,8 +89,25 @@ impl Service {
                 .await;
             }
             Some(admin) => {
+                // Without a record (a database bootstrapped before it was kept), the
+                // account is the only reference.
+                let applied = match self.store.find_secret(APPLIED).await? {
+                    Some(raw) => serde_json::from_slice::<Applied>(&raw).ok(),
+                    None => None,
+                };
+                let (email_changed, password_changed) = match &applied {
+                    Some(a) => (
+                        a.email != email.as_str(),
+                        !self
+                            .hasher
+                            .verify(password, Some(&a.password_hash))
+                            .await?
+                            .ok,
+                    ),
+                    None => (true, true),
+                };
                 let mut changed = Vec::new();
-                if admin.email != email {
+                if email_changed && admin.email != email {
                     if let Some(other) = self.store.user_by_login(email.as_str()).await? {
                         if other.id != admin.id {
                             anyhow::bail!(
@@ -86,17 +123,22 @@ impl Service {
                     self.user_cache.forget(admin.id);
                     changed.push("email");
                 }
-                let stored = self.store.password_hash(admin.id).await?;
-                if !self.hasher.verify(password, stored.as_deref()).await?.ok {
-                    let hash = self.hasher.hash(password as &SecretString).await?;
-                    self.store.set_password_hash(admin.id, &hash).await?;
-                    self.revoke(RevokeTarget::User {
-                        user: admin.id,
-                        except: None,
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    changed.push("password");
+                if password_changed {
+                    let stored = self.store.password_hash(admin.id).await?;
+                    if !self.hasher.verify(password, stored.as_deref()).await?.ok {
+                        let hash = self.hasher.hash(password as &SecretString).await?;
+                        self.store.set_password_hash(admin.id, &hash).await?;
+                        self.revoke(RevokeTarget::User {
+                            user: admin.id,
+                            except: None,
+                        })
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        changed.push("password");
+                    }
+                }
+                if email_changed || password_changed {
+                    self.record_applied(&email, password).await?;
                 }
                 if !changed.is_empty() {
                     tracing::info!(user_id = %admin.id, ?changed, "bootstrap admin updated");
@@ -109,6 +151,18 @@ impl Service {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Records `email` and `password` as the bootstrap settings applied.
+    async fn record_applied(&self, email: &Email, password: &SecretString) -> anyhow::Result<()> {
+        let applied = Applied {
+            email: email.as_str().to_string(),
+            password_hash: self.hasher.hash(password).await?,
+        };
+        self.store
+            .put_secret(APPLIED, &serde_json::to_vec(&applied)?)
+            .await?;
         Ok(())
     }
 }

@@ -142,6 +142,10 @@ pub trait KeyStore: Send + Sync {
     async fn save_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<()>;
     /// The named secret, created from `fresh` if absent (first writer wins).
     async fn secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>>;
+    /// The named secret, if one is stored.
+    async fn find_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `value` as the named secret, replacing any stored one.
+    async fn put_secret(&self, name: &str, value: &[u8]) -> StoreResult<()>;
 }
 
 /// Login-attempt counters (see `domain::lockout`).

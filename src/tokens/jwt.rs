@@ -128,7 +128,7 @@ impl TokenIssuer {
             .get(token)
             .cloned();
         if let Some(claims) = cached {
-            if claims.exp < chrono::Utc::now().timestamp() {
+            if expired(claims.exp) {
                 return Err(TokenError::Expired);
             }
             return Ok(claims);
@@ -159,11 +159,17 @@ impl TokenIssuer {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
-        if claims.exp < chrono::Utc::now().timestamp() {
+        if expired(claims.exp) {
             return Err(TokenError::Expired);
         }
         Ok(claims)
     }
+}
+
+/// A token is dead from the first instant of its `exp` second on (RFC 7519 §4.1.4: the
+/// current time must be before `exp`).
+pub fn expired(exp: i64) -> bool {
+    exp <= chrono::Utc::now().timestamp()
 }
 
 #[cfg(test)]

@@ -270,6 +270,55 @@ async fn admin_revokes_sessions_and_reads_the_audit_log() {
 }
 
 #[tokio::test]
+async fn bootstrap_admin_keeps_a_password_changed_through_the_api() {
+    let settings = |s: tradeauth::config::Sources| {
+        s.set("admin_email", "root@example.com")
+            .set("admin_password", "from-env")
+    };
+    let app = spawn_with(settings).await;
+    let r = app.login("root@example.com", "from-env").await;
+    r.assert(200, None);
+    app.post_auth(
+        "/api/v1/auth/password",
+        &access(&r.body),
+        Some(json!({"current_password": "from-env", "new_password": PASSWORD})),
+    )
+    .await
+    .assert(204, None);
+    let session = app.login("root@example.com", PASSWORD).await;
+    session.assert(200, None);
+    // Restarts with the same settings (a deploy, a new replica) leave the account alone:
+    // the new password works, the old one does not, and the admin stays signed in.
+    let mut dir = app.stop().await;
+    for _ in 0..2 {
+        let app = spawn_in(dir.clone(), settings).await;
+        app.get_auth("/api/v1/auth/me", &access(&session.body))
+            .await
+            .assert(200, None);
+        app.login("root@example.com", "from-env")
+            .await
+            .assert(401, Some("invalid_credentials"));
+        app.login("root@example.com", PASSWORD)
+            .await
+            .assert(200, None);
+        dir = app.stop().await;
+    }
+    // A changed setting is applied again, once.
+    let app = spawn_in(dir.clone(), |s| {
+        s.set("admin_email", "root@example.com")
+            .set("admin_password", "rotated")
+    })
+    .await;
+    app.login("root@example.com", "rotated")
+        .await
+        .assert(200, None);
+    app.get_auth("/api/v1/auth/me", &access(&session.body))
+        .await
+        .assert(401, Some("invalid_token"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bootstrap_admin_is_created_and_kept_in_step() {
     let app = spawn_with(|s| {
         s.set("admin_email", "root@example.com")
@@ -326,4 +375,49 @@ async fn bootstrap_admin_is_created_and_kept_in_step() {
         .err()
         .expect("start fails");
     assert!(err.to_string().contains("belongs to another user"), "{err}");
+}
+
+#[tokio::test]
+async fn a_demoted_admin_gets_no_idempotent_replay() {
+    let app = spawn_app().await;
+    let (_, boss) = app.user_with_tier(4).await;
+    let (email, demoted) = app.user_with_tier(4).await;
+    let create = |at: String| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/admin/users"))
+            .bearer_auth(at)
+            .header("idempotency-key", "create-1")
+            .json(&json!({"email": "made@example.com", "password": PASSWORD}));
+        async move { into_resp(req.send().await.unwrap()).await }
+    };
+    create(access(&demoted)).await.assert(201, None);
+    let id = demoted["user"]["id"].as_str().unwrap();
+    app.patch_auth(
+        &format!("/api/v1/admin/users/{id}"),
+        &access(&boss),
+        json!({"permission_tier": 2}),
+    )
+    .await
+    .assert(200, None);
+    let again = app.login(&email, PASSWORD).await;
+    again.assert(200, None);
+    assert_eq!(again.body["permission_tier"], 2);
+    // The same key and body: the tier check answers, not the stored 201.
+    let r = create(access(&again.body)).await;
+    r.assert(403, Some("insufficient_tier"));
+    assert!(r.header("idempotent-replayed").is_none());
+    assert!(r.body.get("id").is_none(), "{}", r.body);
+    // Without a credential: 401, whatever the key.
+    let r = into_resp(
+        app.client
+            .post(app.url("/api/v1/admin/users"))
+            .header("idempotency-key", "create-1")
+            .json(&json!({"email": "made@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert(401, Some("missing_token"));
 }

@@ -615,3 +615,137 @@ async fn native_seed_001_without_rotation() {
         .assert(401, Some("invalid_refresh_token"));
     // The WebSocket takes the same access token as ?token= (see websocket.rs).
 }
+
+/// Asserts that `text` (a raw JSON body) names these keys in this order.
+#[track_caller]
+fn assert_order(text: &str, keys: &[&str]) {
+    let mut from = 0;
+    for key in keys {
+        let needle = format!("\"{key}\":");
+        match text[from..].find(&needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{key:?} missing or out of the order {keys:?} in {text}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_keep_the_seeds_field_order() {
+    // os-engine (seed 002): login, me, logout.
+    let app = spawn_with(|s| {
+        s.set("dialect", "os-engine")
+            .set("admin_email", "admin@example.com")
+            .set("admin_password", "SecurePassword123!")
+    })
+    .await;
+    let login = json!({"email": "admin@example.com", "password": "SecurePassword123!"});
+    let r = post_json(&app, "/api/v1/auth/login", &[], login).await;
+    r.assert(200, None);
+    let order = [
+        "accessToken",
+        "refreshToken",
+        "user",
+        "id",
+        "email",
+        "createdAt",
+    ];
+    assert_order(&r.text, &order);
+    let at = r.body["accessToken"].as_str().unwrap().to_string();
+    let me = app.get_auth("/api/v1/auth/me", &at).await;
+    assert_order(&me.text, &["id", "email", "createdAt"]);
+    let rt = r.body["refreshToken"].as_str().unwrap().to_string();
+    let refreshed = post_json(
+        &app,
+        "/api/v1/auth/refresh",
+        &[],
+        json!({ "refreshToken": rt }),
+    )
+    .await;
+    assert_order(&refreshed.text, &["accessToken", "refreshToken"]);
+    let out = post_json(
+        &app,
+        "/api/v1/auth/logout",
+        &[("authorization", format!("Bearer {at}"))],
+        json!({}),
+    )
+    .await;
+    out.assert(200, None);
+    assert_eq!(
+        out.text,
+        r#"{"success":true,"message":"Logged out successfully"}"#
+    );
+    app.stop().await;
+
+    // stratify (seed 003): register, login, refresh.
+    let app = spawn_with(|s| s.set("dialect", "stratify")).await;
+    let user = json!({"email": "user@example.com", "password": "SecurePass123!"});
+    let r = post_json(&app, "/api/v1/auth/register", &[], user.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let order = [
+        "success",
+        "data",
+        "user_id",
+        "email",
+        "verification_required",
+        "message",
+    ];
+    assert_order(&r.text, &order);
+    verify_email(&app, "user@example.com").await;
+    let r = post_json(&app, "/api/v1/auth/login", &[], user).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let order = [
+        "success",
+        "data",
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+    ];
+    assert_order(&r.text, &order);
+    let rt = r.body["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refreshed = post_json(
+        &app,
+        "/api/v1/auth/refresh",
+        &[],
+        json!({ "refresh_token": rt }),
+    )
+    .await;
+    assert_order(
+        &refreshed.text,
+        &["success", "data", "access_token", "expires_in"],
+    );
+    app.stop().await;
+
+    // quantum (seed 000): login, me.
+    let app = spawn_with(|s| s.set("dialect", "quantum")).await;
+    app.register("trader@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    let login = json!({"username": "trader@example.com", "password": PASSWORD});
+    let r = post_json(&app, "/api/v1/auth/login", &[], login).await;
+    r.assert(200, None);
+    assert_order(&r.text, &["access_token", "refresh_token", "token_type"]);
+    let me = app.get_auth("/api/v1/auth/me", &access(&r.body)).await;
+    let order = [
+        "id",
+        "email",
+        "username",
+        "full_name",
+        "role",
+        "is_active",
+        "is_verified",
+        "created_at",
+        "last_login_at",
+    ];
+    assert_order(&me.text, &order);
+    app.stop().await;
+
+    // native (seed 001): errors are {error, code}.
+    let app = spawn_app().await;
+    let r = app.get("/api/v1/auth/me").await;
+    r.assert(401, Some("missing_token"));
+    assert_order(&r.text, &["error", "code"]);
+}

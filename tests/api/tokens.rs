@@ -328,3 +328,52 @@ async fn key_rotation_keeps_old_tokens_valid_and_publishes_the_next_key() {
     assert_eq!(h1["kid"], kid.as_str());
     me(&app, &access(&fresh.body)).await.assert(200, None);
 }
+
+/// Sleeps until `ms` milliseconds into the whole second `second`.
+async fn until_second(second: i64, ms: i64) {
+    let left = second * 1000 + ms - chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(left.max(0) as u64)).await;
+}
+
+/// An access token of `login`'s user, signed by the server, expiring at `exp`.
+pub fn token_until(app: &TestApp, login: &Value, exp: i64) -> String {
+    let user = login["user"]["id"].as_str().unwrap().parse().unwrap();
+    let tier = tradeauth::domain::Tier::new(1).unwrap();
+    let exp = chrono::DateTime::from_timestamp(exp, 0).unwrap();
+    let now = chrono::Utc::now().min(exp);
+    let (token, _) = app
+        .service
+        .tokens
+        .sign(user, uuid::Uuid::now_v7(), tier, now, exp)
+        .unwrap();
+    token
+}
+
+#[tokio::test]
+async fn a_token_is_dead_from_the_start_of_its_exp_second() {
+    let app = spawn_app().await;
+    let (_, login) = app.new_user().await;
+    // The checks must land inside `exp`'s second to tell `exp <= now` from `exp < now`;
+    // a loaded machine may miss it once, so up to three tries.
+    let mut inside = false;
+    for _ in 0..3 {
+        let t = chrono::Utc::now().timestamp() + 1;
+        until_second(t, 20).await;
+        // A second left: accepted, and kept as verified.
+        let cached = token_until(&app, &login, t + 1);
+        me(&app, &cached).await.assert(200, None);
+        until_second(t + 1, 20).await;
+        let fresh = token_until(&app, &login, t + 1);
+        for token in [&cached, &fresh] {
+            me(&app, token).await.assert(401, Some("token_expired"));
+            app.get_auth("/api/v1/auth/verify", token)
+                .await
+                .assert(401, Some("token_expired"));
+        }
+        if chrono::Utc::now().timestamp() == t + 1 {
+            inside = true;
+            break;
+        }
+    }
+    assert!(inside, "no try ran its checks within the second of exp");
+}

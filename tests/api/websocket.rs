@@ -156,7 +156,6 @@ async fn session_deletion_and_disablement_close_with_4003() {
 async fn expiry_closes_with_4001_and_reauth_extends_the_connection() {
     let app = spawn_with(|s| s.set("access_ttl", "2s")).await;
     let (_, login) = app.new_user().await;
-    let (_, stranger) = app.new_user().await;
 
     // Without reauth: 4001 at the token's expiry.
     let mut ws = open(&app, &access(&login)).await;
@@ -174,6 +173,8 @@ async fn expiry_closes_with_4001_and_reauth_extends_the_connection() {
     let fresh = app.refresh(&refresh_token(&login)).await.body;
     let mut ws = open(&app, &access(&fresh)).await;
     let first_exp = next(&mut ws).await.unwrap()["expires_at"].as_i64().unwrap();
+    // Another user's token, alive: refused as not this connection's.
+    let (_, stranger) = app.new_user().await;
     send(
         &mut ws,
         json!({"type": "reauth", "token": access(&stranger)}),
@@ -235,4 +236,45 @@ async fn shutdown_closes_sockets_with_1001() {
         .await
         .expect("the server stops")
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_socket_closes_at_exp_and_reauth_refuses_a_token_in_its_exp_second() {
+    let app = spawn_app().await;
+    let (_, login) = app.new_user().await;
+    let sleep_until = |second: i64, ms: i64| {
+        let left = second * 1000 + ms - chrono::Utc::now().timestamp_millis();
+        tokio::time::sleep(Duration::from_millis(left.max(0) as u64))
+    };
+    // Reauth with a token whose `exp` is the current second: expired.
+    let mut ws = open(&app, &access(&login)).await;
+    next(&mut ws).await.unwrap();
+    let t = chrono::Utc::now().timestamp() + 1;
+    sleep_until(t, 20).await;
+    let token = crate::tokens::token_until(&app, &login, t);
+    send(&mut ws, json!({"type": "reauth", "token": token})).await;
+    assert_eq!(
+        next(&mut ws).await.unwrap(),
+        json!({"type": "error", "code": "token_expired"})
+    );
+
+    // A socket opened half-way through a second closes at its token's `exp`, not when
+    // the next whole second has elapsed after it.
+    let t = chrono::Utc::now().timestamp() + 1;
+    sleep_until(t, 500).await;
+    let mut ws = open(&app, &crate::tokens::token_until(&app, &login, t + 2)).await;
+    assert_eq!(next(&mut ws).await.unwrap()["expires_at"], t + 2);
+    let (code, _) = closed(&mut ws).await;
+    let at = chrono::Utc::now().timestamp_millis();
+    assert_eq!(code, 4001);
+    assert!(
+        at >= (t + 2) * 1000,
+        "closed {} ms early",
+        (t + 2) * 1000 - at
+    );
+    assert!(
+        at < (t + 2) * 1000 + 400,
+        "closed {} ms late",
+        at - (t + 2) * 1000
+    );
 }

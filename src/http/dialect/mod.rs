@@ -5,8 +5,10 @@
 //! module to read the request body in the dialect's spelling ([`DialectJson`],
 //! [`login_input`]) and to shape the answer ([`signed_in`], [`refreshed`], ...). It also
 //! renders every error response ([`render_errors`]), so one client error handler works
-//! for every endpoint. Each dialect's module holds `Value`-in/`Value`-out functions,
-//! testable without a server; none of them imports a handler.
+//! for every endpoint. Each dialect's module holds plain functions, testable without a
+//! server, that read a `Value` and answer with a serialisable struct whose fields are in
+//! the seed's order (a `serde_json::Value` map would sort them); none of them imports a
+//! handler.
 
 pub mod native;
 pub mod os_engine;
@@ -102,13 +104,17 @@ pub fn login_input(dialect: Dialect, body: LoginRequest) -> Result<LoginInput, E
 
 /// `201` for a registration.
 pub fn registered(dialect: Dialect, user: &User, verification_required: bool) -> Response {
-    let body = match dialect {
-        Dialect::Stratify => stratify::registered(user, verification_required),
+    match dialect {
+        Dialect::Stratify => (
+            StatusCode::CREATED,
+            Json(stratify::registered(user, verification_required)),
+        )
+            .into_response(),
         Dialect::Native | Dialect::Quantum | Dialect::OsEngine => {
-            json!({ "user": UserBody::from(user), "verification_required": verification_required })
+            let body = json!({ "user": UserBody::from(user), "verification_required": verification_required });
+            (StatusCode::CREATED, Json(body)).into_response()
         }
-    };
-    (StatusCode::CREATED, Json(body)).into_response()
+    }
 }
 
 /// The answer to a login.
@@ -152,13 +158,15 @@ pub fn user(dialect: Dialect, user: &User) -> Response {
 
 /// The status and JSON body of an error in `dialect`.
 pub fn render_error(dialect: Dialect, error: &Error) -> (StatusCode, Vec<u8>) {
-    let (status, body) = match dialect {
-        Dialect::Native => (error::status(error), native::error_body(error)),
-        Dialect::Quantum => quantum::error(error),
-        Dialect::OsEngine => os_engine::error(error),
-        Dialect::Stratify => stratify::error(error),
-    };
-    (status, serde_json::to_vec(&body).unwrap_or_default())
+    fn bytes<T: serde::Serialize>((status, body): (StatusCode, T)) -> (StatusCode, Vec<u8>) {
+        (status, serde_json::to_vec(&body).unwrap_or_default())
+    }
+    match dialect {
+        Dialect::Native => bytes((error::status(error), native::error_body(error))),
+        Dialect::Quantum => bytes(quantum::error(error)),
+        Dialect::OsEngine => bytes(os_engine::error(error)),
+        Dialect::Stratify => bytes(stratify::error(error)),
+    }
 }
 
 /// Renders every error response (status ≥ 400) in the dialect's shape, adding

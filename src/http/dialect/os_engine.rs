@@ -8,12 +8,13 @@
 use super::super::error::status;
 use super::super::requests::LoginRequest;
 use super::super::views::rfc3339_ms;
-use crate::domain::User;
+use crate::domain::{Email, User, UserId};
 use crate::service::auth::{Issued, LoginInput};
 use crate::service::Error;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The seed's camelCase keys and the native names they stand for.
 const KEYS: &[(&str, &str)] = &[
@@ -69,7 +70,18 @@ pub fn login_input(body: LoginRequest) -> Result<LoginInput, Error> {
     })
 }
 
-pub fn error(error: &Error) -> (StatusCode, Value) {
+/// An error body: `{error}`, then `lockedUntil` on 423 (the seed's order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+pub fn error(error: &Error) -> (StatusCode, ErrorBody) {
     let status = status(error);
     let message = match error {
         Error::InvalidCredentials => "Invalid email or password".to_string(),
@@ -80,35 +92,87 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
         Error::InvalidToken | Error::TokenExpired => "Invalid token".to_string(),
         e => e.message(),
     };
-    let mut body = json!({ "error": message });
-    if let Error::AccountLocked { locked_until } = error {
-        body["lockedUntil"] = json!(rfc3339_ms(locked_until));
-    }
-    if let Error::RateLimited { retry_after } = error {
-        body["retryAfter"] = json!(retry_after);
-    }
+    let body = ErrorBody {
+        error: message,
+        locked_until: match error {
+            Error::AccountLocked { locked_until } => Some(rfc3339_ms(locked_until)),
+            _ => None,
+        },
+        retry_after: match error {
+            Error::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        },
+    };
     (status, body)
 }
 
-pub fn user(u: &User) -> Value {
-    json!({"id": u.id, "email": u.email, "createdAt": rfc3339_ms(&u.created_at)})
+/// `{id, email, createdAt}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody<'a> {
+    id: UserId,
+    email: &'a Email,
+    created_at: String,
 }
 
-pub fn signed_in(i: &Issued) -> Value {
-    json!({"accessToken": i.access_token, "refreshToken": i.refresh_token, "user": user(&i.user)})
+pub fn user(u: &User) -> UserBody<'_> {
+    UserBody {
+        id: u.id,
+        email: &u.email,
+        created_at: rfc3339_ms(&u.created_at),
+    }
 }
 
-pub fn refreshed(i: &Issued) -> Value {
-    json!({"accessToken": i.access_token, "refreshToken": i.refresh_token})
+/// `{accessToken, refreshToken, user}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedIn<'a> {
+    access_token: &'a str,
+    refresh_token: &'a str,
+    user: UserBody<'a>,
 }
 
-pub fn logged_out() -> Value {
-    json!({"success": true, "message": "Logged out successfully"})
+pub fn signed_in(i: &Issued) -> SignedIn<'_> {
+    SignedIn {
+        access_token: &i.access_token,
+        refresh_token: &i.refresh_token,
+        user: user(&i.user),
+    }
+}
+
+/// `{accessToken, refreshToken}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refreshed<'a> {
+    access_token: &'a str,
+    refresh_token: &'a str,
+}
+
+pub fn refreshed(i: &Issued) -> Refreshed<'_> {
+    Refreshed {
+        access_token: &i.access_token,
+        refresh_token: &i.refresh_token,
+    }
+}
+
+/// `{success, message}`, in that order.
+#[derive(Serialize)]
+pub struct LoggedOut {
+    success: bool,
+    message: &'static str,
+}
+
+pub fn logged_out() -> LoggedOut {
+    LoggedOut {
+        success: true,
+        message: "Logged out successfully",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn camel_case_keys_become_native_and_their_twins_are_ignored() {

@@ -11,9 +11,14 @@ use crate::domain::User;
 use crate::service::auth::Issued;
 use crate::service::Error;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
 
-pub fn error(error: &Error) -> (StatusCode, Value) {
+/// FastAPI's `{detail}`.
+#[derive(serde::Serialize)]
+pub struct ErrorBody {
+    detail: String,
+}
+
+pub fn error(error: &Error) -> (StatusCode, ErrorBody) {
     let status = match error {
         Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         e => status(e),
@@ -23,16 +28,29 @@ pub fn error(error: &Error) -> (StatusCode, Value) {
         Error::AccountDisabled => "User account is disabled".to_string(),
         e => e.message(),
     };
-    (status, json!({ "detail": detail }))
+    (status, ErrorBody { detail })
+}
+
+/// `{access_token, refresh_token, token_type}`.
+#[derive(serde::Serialize)]
+pub struct Tokens<'a> {
+    access_token: &'a str,
+    refresh_token: &'a str,
+    token_type: &'static str,
 }
 
 /// Login and refresh answer alike.
-pub fn tokens(i: &Issued) -> Value {
-    json!({"access_token": i.access_token, "refresh_token": i.refresh_token, "token_type": "bearer"})
+pub fn tokens(i: &Issued) -> Tokens<'_> {
+    Tokens {
+        access_token: &i.access_token,
+        refresh_token: &i.refresh_token,
+        token_type: "bearer",
+    }
 }
 
+/// The seed's table order: `id` first, `last_login_at` last.
 #[derive(serde::Serialize)]
-struct Me {
+pub struct Me {
     id: uuid::Uuid,
     email: String,
     username: String,
@@ -46,8 +64,8 @@ struct Me {
     last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub fn user(u: &User) -> Value {
-    let me = Me {
+pub fn user(u: &User) -> Me {
+    Me {
         id: u.id.0,
         email: u.email.to_string(),
         username: u.username.to_string(),
@@ -57,6 +75,5 @@ pub fn user(u: &User) -> Value {
         is_verified: u.is_verified,
         created_at: u.created_at,
         last_login_at: u.last_login_at,
-    };
-    serde_json::to_value(me).unwrap_or_default()
+    }
 }

@@ -87,4 +87,25 @@ impl<DB: Backend> KeyStore for SqlStore<DB> {
             .await?
             .col("value")
     }
+
+    async fn find_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query::<DB>("SELECT value FROM secrets WHERE name = $1")
+            .arg(name)
+            .optional(&mut *self.writer().await?)
+            .await?
+            .map(|row| row.col("value"))
+            .transpose()
+    }
+
+    async fn put_secret(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query::<DB>(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .arg(name)
+        .arg(value)
+        .run(&mut *self.writer().await?)
+        .await
+        .map(|_| ())
+    }
 }
