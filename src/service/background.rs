@@ -20,12 +20,12 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             n += 1;
             service.catch_up_revocations().await;
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 if let Err(e) = service.reload_keys().await {
                     tracing::warn!(error = %e, "signing key reload failed");
                 }
             }
-            if n % 240 == 0 {
+            if n.is_multiple_of(240) {
                 let now = Utc::now();
                 let retention = service.config.audit_retention;
                 if let Err(e) = service.store.prune(now, now - retention).await {

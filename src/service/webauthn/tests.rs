@@ -205,7 +205,13 @@ fn register_then_sign_in_with_and_without_a_username() {
     };
 
     // Username-first: the account's credentials are listed.
-    let first = sign_in(&rp, &mut auth, Some(&[new.credential_id.clone()]), &stored).unwrap();
+    let first = sign_in(
+        &rp,
+        &mut auth,
+        Some(std::slice::from_ref(&new.credential_id)),
+        &stored,
+    )
+    .unwrap();
     assert_eq!(first.user_id, uid);
     assert_eq!(first.credential_id, new.credential_id);
     assert_eq!(first.counter, 1);
@@ -475,7 +481,9 @@ fn a_credential_the_account_already_has_is_refused() {
     let mut auth = SoftAuthenticator::new(ORIGIN);
     let stored = register(&rp, &mut auth, uid);
     let id = stored.credential.id();
-    let (options, state) = rp.start_registration(&user(uid), &[id.clone()]).unwrap();
+    let (options, state) = rp
+        .start_registration(&user(uid), std::slice::from_ref(&id))
+        .unwrap();
     // A browser's authenticator that holds it refuses to make another...
     assert_eq!(auth.create(&options).unwrap_err(), "InvalidStateError");
     // ...and a client that ignores excludeCredentials is refused here.
