@@ -5,6 +5,7 @@ mod doc;
 mod keys;
 mod profile;
 mod rfc;
+mod tampering;
 
 use super::base::{self, RequestView};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
