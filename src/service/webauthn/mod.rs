@@ -23,7 +23,8 @@
 //! unique `credential_id` column of `passkeys` gives `passkey_exists`.
 //!
 //! Layout: this file is the API; `soft` (tests only) is an independent software
-//! authenticator; `tests` drives both through the API.
+//! authenticator; `tests` drives both through the API, `refusals` makes every check fail
+//! once.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -36,6 +37,8 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+#[cfg(test)]
+mod refusals;
 #[cfg(test)]
 mod soft;
 #[cfg(test)]
