@@ -22,7 +22,8 @@
 //! verifies twice here. Nor can it see a credential registered to another account: the
 //! unique `credential_id` column of `passkeys` gives `passkey_exists`.
 //!
-//! Layout: this file is the API; `soft` (tests only) is an independent software
+//! Layout: this file is the API; `credential` the credential types; `error` its errors and
+//! their codes; `soft` (tests only) is an independent software
 //! authenticator; `tests` drives both through the API, `refusals` makes every check fail
 //! once.
 
@@ -32,10 +33,16 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    DiscoverableAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+mod credential;
+mod error;
+pub use credential::{CredentialId, PasskeyCredential};
+use error::{deserialize, refusal};
+pub use error::{ConfigError, PasskeyError, Refusal};
 
 #[cfg(test)]
 mod refusals;
@@ -47,88 +54,6 @@ mod tests;
 /// How long a ceremony may take: the `timeout` sent to the browser. The caller's challenge
 /// row lives as long (5 min, API.md).
 pub const CEREMONY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// A credential id: the authenticator's opaque bytes (at most 1023). Stored as bytes
-/// (unique); JSON shows it base64url without padding, as WebAuthn does.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CredentialId(Vec<u8>);
-
-impl CredentialId {
-    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn to_base64url(&self) -> String {
-        B64.encode(&self.0)
-    }
-}
-
-impl std::fmt::Debug for CredentialId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CredentialId({})", self.to_base64url())
-    }
-}
-
-impl Serialize for CredentialId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_base64url())
-    }
-}
-
-impl<'de> Deserialize<'de> for CredentialId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        B64.decode(s.trim_end_matches('='))
-            .map(Self)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// A stored passkey: the public key, algorithm, signature counter and flags, as
-/// `webauthn-rs` keeps them. Serialises to JSON (`passkeys.passkey_json`); read back with
-/// [`PasskeyCredential::from_json`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PasskeyCredential(Passkey);
-
-impl PasskeyCredential {
-    pub fn id(&self) -> CredentialId {
-        CredentialId(self.0.cred_id().to_vec())
-    }
-
-    fn internals(&self) -> Credential {
-        Credential::from(self.0.clone())
-    }
-
-    /// The last signature counter seen (0: the authenticator keeps none, so far).
-    pub fn counter(&self) -> u32 {
-        self.internals().counter
-    }
-
-    /// The authenticator may sync this credential (BE flag).
-    pub fn backup_eligible(&self) -> bool {
-        self.internals().backup_eligible
-    }
-
-    /// The credential is synced now (BS flag).
-    pub fn backed_up(&self) -> bool {
-        self.internals().backup_state
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a passkey serialises")
-    }
-
-    /// A stored passkey; `Internal` if the column holds something else.
-    pub fn from_json(json: &str) -> Result<Self, PasskeyError> {
-        serde_json::from_str(json)
-            .map_err(|e| PasskeyError::Internal(format!("stored passkey is unreadable: {e}")))
-    }
-}
 
 /// The account a registration is for.
 #[derive(Debug, Clone, Copy)]
@@ -261,144 +186,6 @@ impl Assertion {
         data.get(33..37)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-}
-
-/// A configuration that cannot serve passkeys. Its message names the setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("TRADEAUTH_WEBAUTHN_RP_ID {rp_id:?} is not a domain name: {reason}")]
-    InvalidRpId { rp_id: String, reason: String },
-    /// Browsers refuse IP addresses as RP IDs (WebAuthn §5.1.3: a valid domain).
-    #[error("TRADEAUTH_WEBAUTHN_RP_ID {rp_id:?} is an IP address; WebAuthn needs a domain name (use localhost for local development)")]
-    RpIdIsIpAddress { rp_id: String },
-    #[error("TRADEAUTH_ALLOWED_ORIGINS has an invalid origin {origin:?}: {reason}")]
-    InvalidOrigin { origin: String, reason: String },
-    #[error("TRADEAUTH_WEBAUTHN_RP_ID {rp_id:?} is not a registrable suffix of the host of allowed origin {origin:?}; passkeys would fail there (set TRADEAUTH_WEBAUTHN_RP_ID to that host or a parent domain of every allowed origin)")]
-    RpIdNotSuffix { rp_id: String, origin: String },
-    #[error("TRADEAUTH_ALLOWED_ORIGINS is empty; WebAuthn needs at least one origin")]
-    NoOrigins,
-}
-
-/// Why a ceremony was refused. [`code`](PasskeyError::code) is the contract's error code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PasskeyError {
-    /// The `credential` is not a `RegistrationResponseJSON` / `AuthenticationResponseJSON`
-    /// (missing field, wrong type, bad base64url, `id` ≠ `rawId`).
-    #[error("credential: {0}")]
-    Malformed(String),
-    /// No stored passkey has this id, or not one this ceremony allows.
-    #[error("unknown passkey")]
-    UnknownCredential,
-    /// A valid signature whose counter did not increase over the stored one, from an
-    /// authenticator that keeps a counter: a possible clone. The caller writes
-    /// `passkey.clone_suspected`.
-    #[error("the passkey's signature counter went backwards ({presented:?} after {stored})")]
-    CounterRegression { stored: u32, presented: Option<u32> },
-    /// The credential is one this account already has (`excludeCredentials`).
-    #[error("this passkey is already registered")]
-    AlreadyRegistered,
-    /// Any other failed check of the response.
-    #[error("passkey refused: {0:?}")]
-    Refused(Refusal),
-    /// Not the caller's fault: unreadable stored state, a library failure.
-    #[error("internal WebAuthn error: {0}")]
-    Internal(String),
-}
-
-/// The checks a response can fail; for logs and tests, all `invalid_passkey`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The UV flag is missing.
-    UserNotVerified,
-    /// The UP flag is missing.
-    UserNotPresent,
-    /// `clientDataJSON.origin` is not an allowed origin (or it is a cross-origin call).
-    WrongOrigin,
-    /// The authenticator data's `rpIdHash` is not SHA-256 of our RP ID.
-    WrongRpIdHash,
-    /// The signature does not verify with the stored public key.
-    BadSignature,
-    /// `clientDataJSON.challenge` is not this ceremony's.
-    WrongChallenge,
-    /// `clientDataJSON.type` is not `webauthn.create` / `webauthn.get`.
-    WrongCeremony,
-    /// The user handle is missing (username-less) or names another account.
-    UserHandleMismatch,
-    /// The backup-eligibility flag changed since registration.
-    BackupFlagsChanged,
-    /// An algorithm or key the passkey flow does not accept.
-    UnsupportedKey,
-    /// The attestation object or authenticator data does not decode.
-    Undecodable,
-    /// Anything else `webauthn-rs` refuses.
-    Other,
-}
-
-impl PasskeyError {
-    /// The contract's error code (API.md error table).
-    pub fn code(&self) -> &'static str {
-        match self {
-            PasskeyError::Malformed(_) => "validation_error",
-            PasskeyError::AlreadyRegistered => "passkey_exists",
-            PasskeyError::UnknownCredential
-            | PasskeyError::CounterRegression { .. }
-            | PasskeyError::Refused(_) => "invalid_passkey",
-            PasskeyError::Internal(_) => "internal_error",
-        }
-    }
-
-    /// Whether the caller must write `passkey.clone_suspected`.
-    pub fn is_clone_suspected(&self) -> bool {
-        matches!(self, PasskeyError::CounterRegression { .. })
-    }
-}
-
-fn refusal(e: WebauthnError) -> PasskeyError {
-    use WebauthnError as W;
-    let r = match e {
-        W::UserNotVerified => Refusal::UserNotVerified,
-        W::UserNotPresent => Refusal::UserNotPresent,
-        W::InvalidRPOrigin | W::CredentialCrossOrigin => Refusal::WrongOrigin,
-        W::InvalidRPIDHash => Refusal::WrongRpIdHash,
-        W::AuthenticationFailure | W::SignatureInvalid => Refusal::BadSignature,
-        W::MismatchedChallenge => Refusal::WrongChallenge,
-        W::InvalidClientDataType => Refusal::WrongCeremony,
-        W::InvalidUserUniqueId => Refusal::UserHandleMismatch,
-        W::CredentialBackupEligibilityInconsistent | W::CredentialMayNotBeHardwareBound => {
-            Refusal::BackupFlagsChanged
-        }
-        W::CredentialAlteredAlgFromRequest
-        | W::CredentialInsecureCryptography
-        | W::COSEKeyInvalidCBORValue
-        | W::COSEKeyInvalidType
-        | W::COSEKeyEDUnsupported
-        | W::COSEKeyECDSAXYInvalid
-        | W::COSEKeyRSANEInvalid
-        | W::COSEKeyECDSAInvalidCurve
-        | W::COSEKeyEDDSAXInvalid
-        | W::COSEKeyEDDSAInvalidCurve
-        | W::COSEKeyInvalidAlgorithm
-        | W::EcdsaPointInvalid => Refusal::UnsupportedKey,
-        W::ParseBase64Failure(_)
-        | W::ParseCBORFailure(_)
-        | W::ParseJSONFailure(_)
-        | W::ParseNOMFailure
-        | W::ParseInsufficientBytesAvailable
-        | W::MissingAttestationCredentialData
-        | W::AttestationStatementMapInvalid => Refusal::Undecodable,
-        W::Configuration | W::ChallengePersistenceError => {
-            return PasskeyError::Internal(e.to_string())
-        }
-        other => {
-            tracing::debug!(error = %other, "passkey response refused");
-            Refusal::Other
-        }
-    };
-    PasskeyError::Refused(r)
-}
-
-fn deserialize<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, PasskeyError> {
-    T::deserialize(v).map_err(|e| PasskeyError::Malformed(e.to_string()))
 }
 
 /// `type` is `public-key` and `id` is `rawId` in base64url (WebAuthn §5.1).
