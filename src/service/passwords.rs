@@ -37,7 +37,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// admit more guesses beside it.
 const MAX_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Hashing is so far behind that a hash waited [`MAX_QUEUE_WAIT`] for its turn (a 503:
+/// Hashing is so far behind that a hash waited `MAX_QUEUE_WAIT` for its turn (a 503:
 /// the request may be retried).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing is overloaded; retry shortly")]

@@ -110,7 +110,7 @@ impl SharedConn {
         }
     }
 
-    /// Runs one command on the shared connection, bounded by [`CALL_TIMEOUT`].
+    /// Runs one command on the shared connection, bounded by `CALL_TIMEOUT`.
     pub async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> redis::RedisResult<T> {
         let mut conn = self.get().await?;
         let r = bounded(cmd.query_async(&mut conn)).await;
@@ -317,7 +317,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(2);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Subscribes to `channels` for as long as the process lives, reconnecting with backoff,
-/// and resubscribing when the subscription falls silent (see [`SILENCE_LIMIT`]).
+/// and resubscribing when the subscription falls silent (see `SILENCE_LIMIT`).
 pub fn subscribe(client: redis::Client, channels: Vec<String>, on_message: OnMessage) {
     let heartbeat = format!(
         "{}:heartbeat:{}",
