@@ -135,6 +135,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
 /// The client address: the socket peer, unless that peer is a trusted proxy — then the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener sees an IPv4 peer as `::ffff:a.b.c.d`, which no IPv4 network
+    // contains: every address is made canonical before it is matched or used as a key.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -150,7 +153,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     for entry in entries.iter().rev() {
         // An entry we cannot read ends the walk: believing what stands left of it would
         // let the client choose its own address.
-        let Some(ip) = parse_forwarded(entry) else {
+        let Some(ip) = parse_forwarded(entry).map(|ip| ip.to_canonical()) else {
             return peer;
         };
         if !is_trusted(&ip) {
@@ -455,5 +458,40 @@ mod tests {
             proxy,
             "an unreadable entry stops the walk"
         );
+    }
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::client_ip;
+    use axum::http::{HeaderMap, HeaderValue};
+    use ipnet::IpNet;
+    use std::net::IpAddr;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn an_ipv4_proxy_seen_as_ipv4_mapped_ipv6_is_trusted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let ip = client_ip(peer, &xff("203.0.113.7"), &trusted);
+        assert_eq!(ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn mapped_addresses_are_keyed_as_ipv4() {
+        let peer: IpAddr = "::ffff:198.51.100.4".parse().unwrap();
+        assert_eq!(
+            client_ip(peer, &HeaderMap::new(), &[]),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let ip = client_ip(proxy, &xff("::ffff:203.0.113.9, ::ffff:10.0.0.2"), &trusted);
+        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
     }
 }
