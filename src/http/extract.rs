@@ -287,6 +287,16 @@ impl<'a> Credentials<'a> {
     }
 }
 
+/// The caller the request's headers prove, the one resolution [`AuthUser`] and
+/// [`MaybeCaller`] share (the client IP is worked out only for credentials that need it).
+async fn caller_of(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    Ok(Credentials::from_headers(&parts.headers)
+        .resolve(&state.service, || {
+            request_ip(&parts.extensions, &parts.headers, &state.service)
+        })
+        .await?)
+}
+
 /// An authenticated caller: a session's access token or an API key. A request without a
 /// usable credential is refused (401).
 pub struct AuthUser(pub Caller);
@@ -298,13 +308,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let caller = Credentials::from_headers(&parts.headers)
-            .resolve(&state.service, || {
-                request_ip(&parts.extensions, &parts.headers, &state.service)
-            })
-            .await?;
-        Ok(AuthUser(caller))
+        caller_of(parts, &AppState::from_ref(state))
+            .await
+            .map(AuthUser)
     }
 }
 
@@ -320,13 +326,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let caller = Credentials::from_headers(&parts.headers)
-            .resolve(&state.service, || {
-                request_ip(&parts.extensions, &parts.headers, &state.service)
-            })
-            .await
-            .ok();
+        let caller = caller_of(parts, &AppState::from_ref(state)).await.ok();
         Ok(MaybeCaller(caller))
     }
 }
