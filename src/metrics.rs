@@ -41,6 +41,9 @@ pub struct Metrics {
     pub hash_queue: IntGauge,
     /// Open WebSockets.
     pub websockets: IntGauge,
+    /// Cookie-authenticated requests refused by the CSRF rules, by reason (`origin`,
+    /// `token`).
+    pub csrf_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -99,6 +102,14 @@ impl Metrics {
         .expect("valid metric");
         let websockets =
             IntGauge::new("websocket_connections", "Open WebSockets").expect("valid metric");
+        let csrf_refusals = IntCounterVec::new(
+            Opts::new(
+                "csrf_refusals_total",
+                "Cookie-authenticated requests refused by the CSRF rules, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -109,6 +120,7 @@ impl Metrics {
             Box::new(revocation_lag.clone()),
             Box::new(hash_queue.clone()),
             Box::new(websockets.clone()),
+            Box::new(csrf_refusals.clone()),
         ] {
             registry.register(c).expect("metrics register once");
         }
@@ -116,6 +128,9 @@ impl Metrics {
         // fresh instance already shows them.
         for outcome in LOGIN_OUTCOMES {
             logins.with_label_values(&[outcome]);
+        }
+        for reason in ["origin", "token"] {
+            csrf_refusals.with_label_values(&[reason]);
         }
         Self {
             registry,
@@ -128,6 +143,7 @@ impl Metrics {
             revocation_lag,
             hash_queue,
             websockets,
+            csrf_refusals,
         }
     }
 

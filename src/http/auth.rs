@@ -3,20 +3,25 @@
 //! where a seed describes an endpoint (register, login, refresh, logout, me), the handler
 //! asks `dialect` to read the body in the seed's spelling and to shape the answer.
 
+use super::cookies::{self, Lifetime, SessionCookies};
+use super::csrf;
 use super::dialect::{self, DialectJson, MaybeDialectJson};
-use super::error::ApiResult;
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Credentials, Ctx};
+use super::error::{ApiError, ApiResult};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Credentials, Ctx, Peer};
 use super::idempotency::idempotent;
+use super::original::OriginalRequest;
 use super::ratelimit::{limit_all, limited, Class};
 use super::requests::{
     secret, LoginRequest, NewUser, PageQuery, PasswordChange, ProfileUpdate, RefreshRequest,
+    TokenTransport,
 };
 use super::state::AppState;
-use super::views::{EventBody, ListBody, SessionBody, UserBody};
+use super::views::{CookieTokenBody, EventBody, ListBody, SessionBody, UserBody};
 use crate::domain::Tier;
-use crate::service::{Caller, Error};
+use crate::service::auth::Issued;
+use crate::service::{Caller, Error, RequestContext};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -64,28 +69,110 @@ pub(crate) async fn register_user(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in", body = super::views::TokenBody), super::views::CallerErrors, (status = 423, description = "error", body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "signed in; with `token_transport: \"cookie\"` the tokens are in `__Host-tradeauth_at`/`_rt` cookies and the body carries `csrf_token` instead", body = super::views::LoginBody), super::views::CallerErrors, (status = 423, description = "error", body = super::views::ErrorBody)))]
 pub(crate) async fn login_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
+    headers: HeaderMap,
     DialectJson(body): DialectJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    let transport = body.token_transport.unwrap_or_default();
+    if transport == TokenTransport::Cookie {
+        // No session yet, so no CSRF token: the origin rule alone (login CSRF).
+        csrf::check_origin(&headers, &state.service)?;
+    }
     let input = dialect::login_input(state.dialect(), body)?;
     let issued = state.service.login(input, &ctx).await?;
-    Ok(dialect::signed_in(state.dialect(), &issued))
+    Ok(no_store(match transport {
+        TokenTransport::Cookie => cookie_session(&state, &issued, true),
+        TokenTransport::Body => dialect::signed_in(state.dialect(), &issued),
+    }))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens", body = super::views::TokenBody), super::views::CallerErrors))]
+/// The answer of a cookie-mode login or refresh: the token cookies (and, at login, the
+/// CSRF cookie) and the body without tokens.
+pub(crate) fn cookie_session(
+    state: &AppState,
+    issued: &Issued,
+    with_csrf_cookie: bool,
+) -> Response {
+    let names = state.cookies();
+    let csrf_token = state.service.csrf_token(issued.session_id);
+    let mut res = Json(CookieTokenBody::new(issued, csrf_token.clone())).into_response();
+    let headers = res.headers_mut();
+    SessionCookies {
+        access_token: &issued.access_token,
+        access_expires_in: issued.expires_in,
+        refresh_token: &issued.refresh_token,
+        refresh_expires_at: issued.refresh_expires_at,
+        remember_me: issued.remember_me,
+    }
+    .set_tokens(&names, headers);
+    if with_csrf_cookie {
+        let lifetime = if issued.remember_me {
+            Lifetime::Seconds((issued.refresh_expires_at - chrono::Utc::now()).num_seconds())
+        } else {
+            Lifetime::BrowserSession
+        };
+        cookies::set_csrf(&names, &csrf_token, lifetime, headers);
+    }
+    res
+}
+
+/// Token responses are never cached (RFC 6749 §5.1), in every mode.
+pub(crate) fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, description = "new tokens; without `refresh_token` in the body, the `__Host-tradeauth_rt` cookie is rotated (with `X-CSRF-Token`) and the cookie-mode body answered", body = super::views::LoginBody), super::views::CallerErrors))]
 pub(crate) async fn refresh_tokens(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    DialectJson(body): DialectJson<RefreshRequest>,
+    headers: HeaderMap,
+    MaybeDialectJson(body): MaybeDialectJson<RefreshRequest>,
 ) -> ApiResult<Response> {
+    let service = &state.service;
     let field = dialect::field_name(state.dialect(), "refresh_token");
-    let token = Error::required(body.refresh_token, field)?;
-    let issued = state.service.refresh(&token, &ctx).await?;
-    let rotation = state.service.config().refresh_rotation;
-    Ok(dialect::refreshed(state.dialect(), &issued, rotation))
+    let in_body = body.and_then(|b| b.refresh_token).filter(|t| !t.is_empty());
+    let names = state.cookies();
+    let token = match (in_body, cookies::read(&headers, names.refresh)) {
+        (Some(token), _) => {
+            let issued = service.refresh(&token, &ctx).await?;
+            let rotation = service.config().refresh_rotation;
+            return Ok(no_store(dialect::refreshed(
+                state.dialect(),
+                &issued,
+                rotation,
+            )));
+        }
+        (None, Some(cookie)) => cookie,
+        (None, None) => return Err(Error::field(field, format!("{field} is required")).into()),
+    };
+    // By cookie: the CSRF rules first (nothing changes when they fail), then the same
+    // rotation as the body form. A dead refresh cookie is cleared, so the browser stops
+    // presenting it.
+    csrf::check_origin(&headers, service)?;
+    let session = service
+        .refresh_session(token)
+        .ok_or(Error::InvalidRefreshToken);
+    let outcome = match session {
+        Ok(session) => match csrf::check_token(&headers, session, service) {
+            Ok(()) => service.refresh(token, &ctx).await,
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(issued) => Ok(no_store(cookie_session(&state, &issued, false))),
+        Err(e @ (Error::InvalidRefreshToken | Error::RefreshTokenReused)) => {
+            let mut res = ApiError(e).into_response();
+            cookies::clear(&names, res.headers_mut());
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Option<RefreshRequest>, responses((status = 204, description = "logged out"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
@@ -93,6 +180,7 @@ pub(crate) async fn logout_user(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
+    headers: HeaderMap,
     MaybeDialectJson(body): MaybeDialectJson<RefreshRequest>,
 ) -> ApiResult<Response> {
     let token = body.and_then(|b| b.refresh_token);
@@ -100,7 +188,11 @@ pub(crate) async fn logout_user(
         .service
         .logout(&caller, token.as_deref(), &ctx)
         .await?;
-    Ok(dialect::logged_out(state.dialect()))
+    Ok(clear_if_by_cookie(
+        &state,
+        &headers,
+        dialect::logged_out(state.dialect()),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", responses((status = 204, description = "every session ended"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
@@ -108,9 +200,26 @@ pub(crate) async fn logout_everywhere(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Ctx(ctx): Ctx,
-) -> ApiResult<StatusCode> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     state.service.logout_all(&caller, &ctx).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(clear_if_by_cookie(
+        &state,
+        &headers,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+/// A logout by cookie clears the three cookies (`Max-Age=0`, `Clear-Site-Data`).
+fn clear_if_by_cookie(state: &AppState, headers: &HeaderMap, mut res: Response) -> Response {
+    let names = state.cookies();
+    if matches!(
+        Credentials::from_headers(headers, &names),
+        Credentials::Cookie(_)
+    ) {
+        cookies::clear(&names, res.headers_mut());
+    }
+    res
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "the user object", body = super::views::UserBody), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
@@ -198,13 +307,46 @@ pub struct VerifyQuery {
 pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    Peer(peer): Peer,
     Ctx(ctx): Ctx,
     AppQuery(q): AppQuery<VerifyQuery>,
+) -> Response {
+    let original = OriginalRequest::of(
+        peer,
+        &state.service.config().trusted_proxies,
+        &method,
+        uri.path_and_query().map_or("/", |p| p.as_str()),
+        &headers,
+    );
+    match verify(&state, &headers, &original, &ctx, q).await {
+        Ok(res) => res,
+        Err(ApiError(e)) => {
+            // nginx's auth_request passes no body: the code travels in a header too.
+            let code = HeaderValue::from_static(e.code());
+            let mut res = ApiError(e).into_response();
+            if matches!(res.status().as_u16(), 401 | 403) {
+                res.headers_mut().insert("x-auth-error", code);
+            }
+            res
+        }
+    }
+}
+
+async fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: &OriginalRequest,
+    ctx: &RequestContext,
+    q: VerifyQuery,
 ) -> ApiResult<Response> {
-    let caller: Caller = Credentials::from_headers(&headers)
-        .or_query_token(q.token.as_deref())
-        .resolve(&state.service, || ctx.ip)
-        .await?;
+    let credentials =
+        Credentials::from_headers(headers, &state.cookies()).or_query_token(q.token.as_deref());
+    let caller: Caller = credentials.resolve(&state.service, || ctx.ip).await?;
+    // A cookie session is judged by the request it authorises: a cross-site POST to a
+    // service behind the proxy is refused like one to tradeauth itself.
+    credentials.check_csrf(&original.method, headers, &caller, &state.service)?;
     if let Some(min) = q.min_tier.as_deref().filter(|s| !s.is_empty()) {
         let min = min
             .parse::<i64>()

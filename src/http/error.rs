@@ -52,7 +52,8 @@ pub fn status(error: &Error) -> StatusCode {
         | InvalidPassword
         | RegistrationClosed
         | ApiKeyNotAllowed
-        | IpNotAllowed => StatusCode::FORBIDDEN,
+        | IpNotAllowed
+        | CsrfFailed(_) => StatusCode::FORBIDDEN,
         NotFound(_) => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         EmailExists | UsernameExists | IdempotencyConflict { .. } | MfaAlreadyEnabled => {

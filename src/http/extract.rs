@@ -4,6 +4,8 @@
 //! request context. Every rejection is an [`ApiError`], so it is rendered like any other
 //! error.
 
+use super::cookies::{self, CookieNames};
+use super::csrf;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::Tier;
@@ -11,7 +13,7 @@ use crate::service::{Caller, Error, RequestContext, Service};
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, Extensions, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap, Method};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -180,6 +182,17 @@ fn peer(extensions: &Extensions) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
+/// The socket peer of the request (not the client behind a proxy: see [`Ctx`]).
+pub struct Peer(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(peer(&parts.extensions)))
+    }
+}
+
 /// The client address of a request ([`client_ip`] of its peer and headers).
 pub fn request_ip(extensions: &Extensions, headers: &HeaderMap, service: &Service) -> IpAddr {
     client_ip(peer(extensions), headers, &service.config().trusted_proxies)
@@ -217,13 +230,17 @@ pub enum Credentials<'a> {
     Bearer(&'a str),
     /// `X-API-Key: <key>` or `Authorization: ApiKey <key>`.
     ApiKey(&'a str),
+    /// The access-token cookie of a browser session (cookie mode): used only when no
+    /// header presents a credential, and subject to the CSRF rules ([`Self::check_csrf`]).
+    Cookie(&'a str),
     /// Nothing we can use (no header, another scheme, an empty credential).
     None,
 }
 
 impl<'a> Credentials<'a> {
-    /// The credential in the headers; `X-API-Key` wins over `Authorization`.
-    pub fn from_headers(headers: &'a HeaderMap) -> Self {
+    /// The credential in the headers; `X-API-Key` wins over `Authorization`, and any
+    /// `Authorization` header wins over the access cookie (named by `cookies`).
+    pub fn from_headers(headers: &'a HeaderMap, cookies: &CookieNames) -> Self {
         if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
             return Credentials::ApiKey(key.trim());
         }
@@ -231,7 +248,10 @@ impl<'a> Credentials<'a> {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
-            return Credentials::None;
+            return match cookies::read(headers, cookies.access) {
+                Some(token) => Credentials::Cookie(token),
+                None => Credentials::None,
+            };
         };
         match auth.trim().split_once(' ') {
             Some((scheme, rest))
@@ -253,7 +273,7 @@ impl<'a> Credentials<'a> {
     /// counts only when the headers present nothing.
     pub fn or_query_token(self, token: Option<&'a str>) -> Self {
         match (self, token.filter(|t| !t.is_empty())) {
-            (Credentials::None, Some(t)) => Credentials::Bearer(t),
+            (Credentials::None | Credentials::Cookie(_), Some(t)) => Credentials::Bearer(t),
             (presented, _) => presented,
         }
     }
@@ -266,9 +286,29 @@ impl<'a> Credentials<'a> {
         ip: impl FnOnce() -> IpAddr,
     ) -> Result<Caller, Error> {
         match self {
-            Credentials::Bearer(token) => service.check_access_token(token),
+            Credentials::Bearer(token) | Credentials::Cookie(token) => {
+                service.check_access_token(token)
+            }
             Credentials::ApiKey(key) => service.check_api_key(key, ip()).await,
             Credentials::None => Err(Error::MissingToken),
+        }
+    }
+
+    /// The CSRF rules (`http::csrf`) for a request authenticated by the access cookie,
+    /// with `method` the method to judge (the original request's at forward-auth).
+    /// Header credentials pass: a browser never adds them on its own.
+    pub fn check_csrf(
+        self,
+        method: &Method,
+        headers: &HeaderMap,
+        caller: &Caller,
+        service: &Service,
+    ) -> Result<(), Error> {
+        match (self, caller.session_id()) {
+            (Credentials::Cookie(_), Some(session)) => {
+                csrf::check(method, headers, session, service)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -277,10 +317,12 @@ impl<'a> Credentials<'a> {
     /// else the credential as presented.
     pub fn owner(self, service: &Service) -> String {
         match self {
-            Credentials::Bearer(t) => match service.check_access_token(t) {
-                Ok(c) => format!("user:{}", c.user_id),
-                Err(_) => format!("bearer:{t}"),
-            },
+            Credentials::Bearer(t) | Credentials::Cookie(t) => {
+                match service.check_access_token(t) {
+                    Ok(c) => format!("user:{}", c.user_id),
+                    Err(_) => format!("bearer:{t}"),
+                }
+            }
             Credentials::ApiKey(k) => format!("apikey:{k}"),
             Credentials::None => "anonymous".to_string(),
         }
@@ -290,15 +332,20 @@ impl<'a> Credentials<'a> {
 /// The caller the request's headers prove, the one resolution [`AuthUser`] and
 /// [`MaybeCaller`] share (the client IP is worked out only for credentials that need it).
 async fn caller_of(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    Ok(Credentials::from_headers(&parts.headers)
-        .resolve(&state.service, || {
-            request_ip(&parts.extensions, &parts.headers, &state.service)
+    let service = &state.service;
+    let credentials = Credentials::from_headers(&parts.headers, &state.cookies());
+    let caller = credentials
+        .resolve(service, || {
+            request_ip(&parts.extensions, &parts.headers, service)
         })
-        .await?)
+        .await?;
+    credentials.check_csrf(&parts.method, &parts.headers, &caller, service)?;
+    Ok(caller)
 }
 
-/// An authenticated caller: a session's access token or an API key. A request without a
-/// usable credential is refused (401).
+/// An authenticated caller: a session's access token (header or cookie) or an API key. A
+/// request without a usable credential is refused (401); a cookie-authenticated write that
+/// fails the CSRF rules, with 403 `csrf_failed`.
 pub struct AuthUser(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthUser

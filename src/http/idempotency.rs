@@ -78,7 +78,7 @@ where
         Ok(b) => b,
         Err(_) => return ApiError(Error::PayloadTooLarge).into_response(),
     };
-    let owner = Credentials::from_headers(&parts.headers).owner(&service);
+    let owner = Credentials::from_headers(&parts.headers, &state.cookies()).owner(&service);
     let scope = [
         path.as_bytes(),
         b"\n",

@@ -5,9 +5,11 @@
 //! and shape the answer. Nothing here reaches the store; the service's methods are the
 //! only way down.
 //!
-//! Imports point one way. At the bottom, `state` (`AppState`), `requests` (bodies the
+//! Imports point one way. At the bottom, `state` (`AppState`), `cookies` (the browser
+//! session's cookies), `original` (the request a proxy asks about), `requests` (bodies the
 //! client sends), `views` (bodies we answer, and the OpenAPI schemas) and `error` (the
-//! status of each service error); above them `extract`, `ratelimit`, `idempotency`; then
+//! status of each service error); above them `csrf`, `extract`, `ratelimit`,
+//! `idempotency`; then
 //! the resource modules (`auth`, `account`, `apikeys`, `admin`, `ops`, `ws`); on top
 //! `dialect` (which reshapes the seed endpoints' bodies and renders every error response) and
 //! `openapi` (which lists every handler).
@@ -16,12 +18,15 @@ pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod auth;
+pub mod cookies;
+pub mod csrf;
 pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
+pub mod original;
 pub mod ratelimit;
 pub mod requests;
 pub mod state;
@@ -31,11 +36,12 @@ pub mod ws;
 pub use state::AppState;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,10 +68,56 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             dialect::render_errors,
         ))
+        // Outside the error renderer, so a browser app can read our errors too.
+        .layer(cors(&state))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// CORS for browser apps on the allowed origins (`TRADEAUTH_ALLOWED_ORIGINS`): an allowed
+/// `Origin` is echoed exactly, with `Access-Control-Allow-Credentials: true` so cookie
+/// sessions work across origins; no wildcard, ever. Other origins get no CORS headers,
+/// so their pages cannot read our answers.
+fn cors(state: &AppState) -> CorsLayer {
+    use axum::http::{header, Method};
+    let origins: Vec<HeaderValue> = state
+        .service
+        .config()
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
+        .collect();
+    let name = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            name("x-api-key"),
+            name(csrf::HEADER),
+            name("idempotency-key"),
+            REQUEST_ID,
+        ])
+        // What the TypeScript client reads: the server's clock, back-off, limits.
+        .expose_headers([
+            header::DATE,
+            header::RETRY_AFTER,
+            REQUEST_ID,
+            name("ratelimit-limit"),
+            name("ratelimit-remaining"),
+            name("ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// One log line per request: id, method, path (never the query string, which may carry a

@@ -29,6 +29,14 @@ impl Modify for Security {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        // Browser sessions: the access cookie, with `X-CSRF-Token` on every write.
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-tradeauth_at",
+                "cookie mode (login with token_transport: \"cookie\"); writes also need X-CSRF-Token",
+            ))),
+        );
     }
 }
 

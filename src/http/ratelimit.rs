@@ -8,6 +8,7 @@
 //! Every response of a limited endpoint carries `RateLimit-*` headers for the most
 //! restrictive bucket. Reads (`GET`) pass untouched.
 
+use super::cookies;
 use super::error::ApiError;
 use super::extract::{request_ip, Credentials};
 use super::state::AppState;
@@ -99,6 +100,9 @@ async fn limit_requests(
             let sid = bytes
                 .as_deref()
                 .and_then(|b| body_field(b, &["refresh_token", "refreshToken"]))
+                .or_else(|| {
+                    cookies::read(&parts.headers, state.cookies().refresh).map(str::to_string)
+                })
                 .and_then(|t| service.refresh_session(&t));
             match sid {
                 Some(sid) => buckets.push(("refresh_session", sid.to_string(), limits.refresh)),
@@ -107,7 +111,7 @@ async fn limit_requests(
         }
         Class::Mail => buckets.push(("mail_ip", ip.clone(), limits.mail_ip)),
         Class::Write => {
-            let caller = Credentials::from_headers(&parts.headers)
+            let caller = Credentials::from_headers(&parts.headers, &state.cookies())
                 .resolve(service, || ip_addr)
                 .await
                 .ok();

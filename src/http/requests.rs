@@ -45,6 +45,20 @@ pub struct LoginRequest {
     pub remember_me: Option<bool>,
     pub totp_code: Option<String>,
     pub recovery_code: Option<String>,
+    /// `cookie`: the tokens go into cookies (browser sessions); default `body`.
+    #[serde(default)]
+    pub token_transport: Option<TokenTransport>,
+}
+
+/// Where a login puts the tokens (API.md, "Browser sessions (cookie mode)").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenTransport {
+    /// In the response body (today's behaviour).
+    #[default]
+    Body,
+    /// In `HttpOnly` cookies; the body carries the CSRF token instead.
+    Cookie,
 }
 
 impl LoginRequest {

@@ -1,8 +1,10 @@
 //! The state every handler shares: the service, and the open WebSockets per user.
+//! (`cookies` and `state` are the bottom of `http/`: neither imports another module of it.)
 //!
 //! It sits in its own module, below every handler and middleware, so that they all import
 //! it and it imports none of them.
 
+use super::cookies::CookieNames;
 use crate::config::Dialect;
 use crate::domain::UserId;
 use crate::service::Service;
@@ -24,6 +26,11 @@ impl AppState {
             service,
             ws: Arc::default(),
         }
+    }
+
+    /// The names of the browser-session cookies (`TRADEAUTH_COOKIE_SECURE`).
+    pub fn cookies(&self) -> CookieNames {
+        CookieNames::new(self.service.config().cookie_secure)
     }
 
     /// The wire format of this instance.

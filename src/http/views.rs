@@ -116,6 +116,45 @@ impl From<&Issued> for TokenBody {
     }
 }
 
+/// What login and refresh answer: the tokens (`token_transport: "body"`, the default) or,
+/// in cookie mode, the body without them. For the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LoginBody {
+    Tokens(TokenBody),
+    Cookie(CookieTokenBody),
+}
+
+/// Login and refresh answer in cookie mode: the login body without the tokens (they are
+/// in `HttpOnly` cookies), with the session's CSRF token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CookieTokenBody {
+    /// Always `cookie`.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub access_expires_at: i64,
+    pub refresh_expires_at: i64,
+    pub permission_tier: u8,
+    pub user: UserBody,
+    /// Send it as `X-CSRF-Token` on every cookie-authenticated write; also in the
+    /// readable `__Host-tradeauth_csrf` cookie.
+    pub csrf_token: String,
+}
+
+impl CookieTokenBody {
+    pub fn new(i: &Issued, csrf_token: String) -> Self {
+        Self {
+            token_type: "cookie",
+            expires_in: i.expires_in,
+            access_expires_at: i.access_expires_at.timestamp(),
+            refresh_expires_at: i.refresh_expires_at.timestamp(),
+            permission_tier: i.user.tier.get(),
+            user: UserBody::from(&i.user),
+            csrf_token,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub id: Uuid,

@@ -1,4 +1,5 @@
-//! `GET /api/v1/ws?token=<access token>` (seed 001): the authenticated WebSocket.
+//! `GET /api/v1/ws?token=<access token>` (seed 001): the authenticated WebSocket (also with
+//! a Bearer header or, from an allowed origin, the access cookie).
 //!
 //! The token is checked before the upgrade (401 JSON otherwise). On connect the server
 //! sends `welcome`; it answers `ping` with `pong`; `reauth` with a newer token of the same
@@ -7,6 +8,7 @@
 //! writers arrive through the catch-up loop), and with 1001 when the server shuts down.
 //! The caller's security events are pushed as they are written.
 
+use super::csrf;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AppQuery, Credentials};
 use super::state::{AppState, Slot};
@@ -43,12 +45,18 @@ pub(crate) async fn connect_socket(
     AppQuery(q): AppQuery<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    // Access tokens only (a socket lives with a session), the query's before the header's.
+    // Access tokens only (a socket lives with a session), the query's before the header's,
+    // the header's before the cookie's. A browser opens a socket to any site with its
+    // cookies: one the access cookie authenticates must come from an allowed origin.
     let token = match (
         q.token.as_deref().filter(|t| !t.is_empty()),
-        Credentials::from_headers(&headers),
+        Credentials::from_headers(&headers, &state.cookies()),
     ) {
         (Some(t), _) | (None, Credentials::Bearer(t)) => t,
+        (None, Credentials::Cookie(t)) => {
+            csrf::check_origin(&headers, &state.service)?;
+            t
+        }
         (None, _) => return Err(Error::MissingToken.into()),
     };
     let caller = state.service.check_access_token(token)?;

@@ -45,6 +45,9 @@ pub enum Error {
     ApiKeyNotAllowed,
     #[error("this API key may not be used from this address")]
     IpNotAllowed,
+    /// A cookie-authenticated write that fails the CSRF rules; the message says which.
+    #[error("{0}")]
+    CsrfFailed(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -103,6 +106,7 @@ impl Error {
             RegistrationClosed => "registration_closed",
             ApiKeyNotAllowed => "api_key_not_allowed",
             IpNotAllowed => "ip_not_allowed",
+            CsrfFailed(_) => "csrf_failed",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             EmailExists => "email_exists",

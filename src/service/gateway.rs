@@ -84,6 +84,16 @@ impl Service {
         self.refresh.parse(token).map(|(sid, _)| sid)
     }
 
+    /// The CSRF token of browser session `session` (cookie mode).
+    pub fn csrf_token(&self, session: Uuid) -> String {
+        self.csrf.issue(session)
+    }
+
+    /// Whether `presented` is the CSRF token of `session`.
+    pub fn csrf_token_matches(&self, session: Uuid, presented: &str) -> bool {
+        self.csrf.matches(session, presented)
+    }
+
     /// Counts a request in a rate-limit bucket.
     pub async fn hit_limit(&self, bucket: &str, key: &str, limit: Limit) -> Decision {
         self.limiter.hit(bucket, key, limit).await

@@ -41,7 +41,7 @@ use crate::domain::lockout::{LockoutPolicy, LockoutScope};
 use crate::domain::{AuditKind, Tier, User, UserId};
 use crate::store::revocation::RevocationList;
 use crate::store::{DynStore, Page};
-use crate::tokens::{RefreshSecret, TokenIssuer};
+use crate::tokens::{CsrfSecret, RefreshSecret, TokenIssuer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -261,6 +261,8 @@ pub struct Service {
     pub tokens: TokenIssuer,
     /// Issues and reads refresh tokens.
     refresh: RefreshSecret,
+    /// Derives the CSRF token of a browser session.
+    csrf: CsrfSecret,
     /// Revoked sessions and tokens, in memory for the hot path of a token check.
     revocations: Arc<RevocationList>,
     /// Argon2id on a bounded pool.
@@ -403,6 +405,8 @@ pub async fn build(
     let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;
+    let fresh: [u8; 32] = rand::random();
+    let csrf = CsrfSecret::new(&store.secret("csrf_token_mac", &fresh).await?);
     let revocations = Arc::new(RevocationList::default());
     // In pages, so a start with many revocations never holds them all as rows at once.
     loop {
@@ -470,6 +474,7 @@ pub async fn build(
         store,
         tokens,
         refresh: RefreshSecret::new(&secret),
+        csrf,
         revocations,
         hasher,
         limiter,

@@ -3,6 +3,7 @@
 mod admin;
 mod apikeys;
 mod binary;
+mod cookies;
 mod dialects;
 mod endpoints;
 mod errors;

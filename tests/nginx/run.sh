@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # nginx auth_request in front of tradeauth and a tiny upstream, on loopback, with the
 # example config of deploy/nginx-forward-auth.conf. Checks that an unauthenticated request
-# is refused, a valid token passes with the X-Auth-* headers forwarded, and a logged-out
-# token is refused. Needs nginx, python3 and curl; run by .ci/run.
+# is refused, a valid token passes with the X-Auth-* headers forwarded, a logged-out
+# token is refused, and a cookie session's POST to the service needs its X-CSRF-Token
+# (the CSRF rules judge the original method). Needs nginx, python3 and curl; run by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,6 +36,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 AUTH_PORT=$(free_port); APP_PORT=$(free_port); NGINX_PORT=$(free_port)
 
 TRADEAUTH_LISTEN=127.0.0.1:$AUTH_PORT TRADEAUTH_DATABASE_URL="sqlite://$work/t.db" \
+    TRADEAUTH_TRUSTED_PROXIES=127.0.0.1/32 \
     TRADEAUTH_LOG_FORMAT=json TRADEAUTH_RATE_LIMIT=off "$BIN" serve >"$work/tradeauth.log" 2>&1 &
 pids+=($!)
 python3 tests/nginx/upstream.py "$APP_PORT" &
@@ -90,4 +92,24 @@ PY
 curl -fs -X POST "$base/api/v1/auth/logout" -H "authorization: Bearer $token" >/dev/null || fail "logout through nginx"
 [ "$(status "$base/orders" -H "authorization: Bearer $token")" = 401 ] || fail "a logged-out token was not refused"
 
-echo "nginx forward-auth: 3 passed, 0 failed"
+# A browser session (cookie mode) through nginx: reads pass with the cookie alone; a POST
+# to the service behind nginx needs the session's X-CSRF-Token, and a foreign site fails.
+curl -fs -D "$work/cookie.h" "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -H 'sec-fetch-site: same-origin' \
+    -d '{"username":"nginx@example.com","password":"x7Kp2mQa-Trd9","token_transport":"cookie"}' >"$work/cookie.json" \
+    || fail "cookie-mode login through nginx"
+cookie=$(sed -n 's/^set-cookie: \(__Host-tradeauth_at=[^;]*\);.*/\1/Ip' "$work/cookie.h" | tr -d '\r')
+csrf=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["csrf_token"])' "$work/cookie.json")
+[ -n "$cookie" ] && [ -n "$csrf" ] || fail "cookie-mode login set no access cookie or CSRF token"
+[ "$(status "$base/orders" -H "cookie: $cookie")" = 200 ] || fail "a cookie session could not read through nginx"
+code=$(curl -s -o /dev/null -D "$work/refused.h" -w '%{http_code}' -X POST "$base/orders" \
+    -H "cookie: $cookie" -H 'sec-fetch-site: same-origin' -d 'qty=1')
+[ "$code" = 403 ] || fail "a cookie POST without X-CSRF-Token passed nginx ($code)"
+grep -qi '^x-auth-error: csrf_failed' "$work/refused.h" || fail "X-Auth-Error did not say csrf_failed"
+[ "$(status -X POST "$base/orders" -H "cookie: $cookie" -H 'sec-fetch-site: cross-site' \
+    -H 'origin: https://evil.example' -H "x-csrf-token: $csrf" -d 'qty=1')" = 403 ] \
+    || fail "a cross-site cookie POST passed nginx"
+[ "$(status -X POST "$base/orders" -H "cookie: $cookie" -H 'sec-fetch-site: same-origin' \
+    -H "x-csrf-token: $csrf" -d 'qty=1')" = 200 ] || fail "a cookie POST with its CSRF token was refused"
+
+echo "nginx forward-auth: 5 passed, 0 failed"

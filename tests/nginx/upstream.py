@@ -1,4 +1,4 @@
-"""A tiny upstream for the nginx test: answers every GET with the X-Auth-* headers it got."""
+"""A tiny upstream for the nginx test: answers every GET and POST with the X-Auth-* headers it got."""
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -12,6 +12,10 @@ class Echo(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.do_GET()
 
     def log_message(self, *args):
         pass

@@ -37,6 +37,9 @@ pub struct Issued {
     pub refresh_token: String,
     pub refresh_expires_at: DateTime<Utc>,
     pub session_id: Uuid,
+    /// Whether the session was started with `remember_me` (its refresh cookie outlives
+    /// the browser session).
+    pub remember_me: bool,
     pub user: User,
 }
 
@@ -346,6 +349,7 @@ impl Service {
             refresh_token: self.refresh.issue(session.id, session.generation),
             refresh_expires_at: session.refresh_expires_at,
             session_id: session.id,
+            remember_me: session.remember_me,
             user,
         })
     }
