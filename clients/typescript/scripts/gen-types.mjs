@@ -10,6 +10,8 @@ export const SCHEMAS = [
   "UserBody",
   "TokenBody",
   "LoginRequest",
+  "TokenTransport",
+  "CookieTokenBody",
   "RefreshRequest",
   "NewUser",
   "Registered",

@@ -53,8 +53,31 @@ export type LoginRequest = {
   password?: string | null;
   recovery_code?: string | null;
   remember_me?: boolean | null;
+  token_transport?: null | TokenTransport;
   totp_code?: string | null;
   username?: string | null;
+};
+
+/** Where a login puts the tokens (API.md, "Browser sessions (cookie mode)"). */
+export type TokenTransport = "body" | "cookie";
+
+/**
+ * Login and refresh answer in cookie mode: the login body without the tokens (they are
+ * in `HttpOnly` cookies), with the session's CSRF token.
+ */
+export type CookieTokenBody = {
+  access_expires_at: number;
+  /**
+   * Send it as `X-CSRF-Token` on every cookie-authenticated write; also in the
+   * readable `__Host-tradeauth_csrf` cookie.
+   */
+  csrf_token: string;
+  expires_in: number;
+  permission_tier: number;
+  refresh_expires_at: number;
+  /** Always `cookie`. */
+  token_type: string;
+  user: UserBody;
 };
 
 /**
