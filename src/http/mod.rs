@@ -27,6 +27,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod original;
+pub mod pages;
 pub mod ratelimit;
 pub mod requests;
 pub mod state;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(openapi::router())
+        .merge(pages::router(&state))
         .layer(DefaultBodyLimit::max(state.service.config().max_body_bytes))
         // A panicking handler becomes a 500, rendered like every other error.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

@@ -48,11 +48,18 @@ pub fn limit_all(router: Router<AppState>, state: &AppState, class: Class) -> Ro
 }
 
 /// A string field of a JSON body, whichever of `names` is present.
+/// The first of `names` in a JSON body, or in a form body (the hosted pages post forms).
 fn body_field(body: &[u8], names: &[&str]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    names
-        .iter()
-        .find_map(|n| v.get(*n).and_then(|f| f.as_str()).map(str::to_string))
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => names
+            .iter()
+            .find_map(|n| v.get(*n).and_then(|f| f.as_str()).map(str::to_string)),
+        Err(_) => names.iter().find_map(|n| {
+            url::form_urlencoded::parse(body)
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.into_owned())
+        }),
+    }
 }
 
 async fn limit_requests(

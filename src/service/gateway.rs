@@ -94,6 +94,18 @@ impl Service {
         self.csrf.matches(session, presented)
     }
 
+    /// `plaintext` sealed for `purpose` for `ttl` (a page's round-tripped state).
+    pub fn seal(&self, purpose: &str, ttl: chrono::TimeDelta, plaintext: &[u8]) -> String {
+        let expires_at = (chrono::Utc::now() + ttl).timestamp();
+        self.sealer.seal(purpose, expires_at, plaintext)
+    }
+
+    /// What [`Self::seal`] sealed for `purpose`, if intact and not expired.
+    pub fn unseal(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        self.sealer
+            .open(purpose, chrono::Utc::now().timestamp(), sealed)
+    }
+
     /// Counts a request in a rate-limit bucket.
     pub async fn hit_limit(&self, bucket: &str, key: &str, limit: Limit) -> Decision {
         self.limiter.hit(bucket, key, limit).await

@@ -41,7 +41,7 @@ use crate::domain::lockout::{LockoutPolicy, LockoutScope};
 use crate::domain::{AuditKind, Tier, User, UserId};
 use crate::store::revocation::RevocationList;
 use crate::store::{DynStore, Page};
-use crate::tokens::{CsrfSecret, RefreshSecret, TokenIssuer};
+use crate::tokens::{CsrfSecret, RefreshSecret, Sealer, TokenIssuer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -263,6 +263,8 @@ pub struct Service {
     refresh: RefreshSecret,
     /// Derives the CSRF token of a browser session.
     csrf: CsrfSecret,
+    /// Seals the short-lived values the pages round-trip (the sign-in form's second step).
+    sealer: Sealer,
     /// Revoked sessions and tokens, in memory for the hot path of a token check.
     revocations: Arc<RevocationList>,
     /// Argon2id on a bounded pool.
@@ -407,6 +409,13 @@ pub async fn build(
     let secret = store.secret("refresh_token_mac", &fresh).await?;
     let fresh: [u8; 32] = rand::random();
     let csrf = CsrfSecret::new(&store.secret("csrf_token_mac", &fresh).await?);
+    let fresh: [u8; 32] = rand::random();
+    let seal_key: [u8; 32] = store
+        .secret("page_seal_key", &fresh)
+        .await?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the stored page_seal_key is not 32 bytes"))?;
+    let sealer = Sealer::new(&seal_key);
     let revocations = Arc::new(RevocationList::default());
     // In pages, so a start with many revocations never holds them all as rows at once.
     loop {
@@ -475,6 +484,7 @@ pub async fn build(
         tokens,
         refresh: RefreshSecret::new(&secret),
         csrf,
+        sealer,
         revocations,
         hasher,
         limiter,

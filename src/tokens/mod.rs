@@ -9,8 +9,10 @@ pub mod httpsig;
 pub mod jwt;
 pub mod keys;
 pub mod refresh;
+pub mod seal;
 
 pub use csrf::CsrfSecret;
 pub use jwt::{AccessClaims, TokenError, TokenIssuer};
 pub use keys::{JwtAlg, KeyRing, KeyState, StoredKey};
 pub use refresh::RefreshSecret;
+pub use seal::Sealer;

@@ -16,6 +16,7 @@ mod mail;
 mod metrics;
 mod mfa;
 mod openapi;
+mod pages;
 mod refresh;
 mod restart;
 mod scaleout;

@@ -176,7 +176,12 @@ pub fn render_error(dialect: Dialect, error: &Error) -> (StatusCode, Vec<u8>) {
 pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    if status.as_u16() < 400 {
+    // A hosted page renders its own errors, in HTML.
+    let is_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || is_page {
         return res;
     }
     let (mut parts, _) = res.into_parts();

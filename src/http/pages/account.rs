@@ -1,0 +1,565 @@
+//! `/account`: the signed-in user's console. Every action is a form `POST` to
+//! `/account/...` that passes the CSRF rules and calls the same use case as the API (so the
+//! same events, rate limits and revocations happen), then redirects back with a fixed
+//! confirmation — or, where a secret is shown once (an API key, recovery codes, the TOTP
+//! key), answers the page itself.
+
+use super::session::{check_form, see_other, status_of, to_login, visitor, Visitor};
+use super::{html, Layout};
+use crate::http::extract::Ctx;
+use crate::http::ratelimit::{limit_all, Class};
+use crate::http::requests::secret;
+use crate::http::state::AppState;
+use crate::service::apikeys::NewApiKey;
+use crate::service::{Error, PageRequest, RequestContext};
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let actions = Router::new()
+        .route("/account/profile", post(save_profile))
+        .route("/account/password", post(change_password))
+        .route("/account/sessions/revoke", post(revoke_session))
+        .route("/account/sessions/revoke-all", post(sign_out_everywhere))
+        .route("/account/totp/setup", post(totp_setup))
+        .route("/account/totp/enable", post(totp_enable))
+        .route("/account/totp/disable", post(totp_disable))
+        .route("/account/api-keys", post(create_key))
+        .route("/account/api-keys/revoke", post(revoke_key));
+    limit_all(actions, state, Class::Write).route("/account", get(account_page))
+}
+
+struct SessionRow {
+    id: Uuid,
+    device: String,
+    ip: String,
+    last_used: String,
+    current: bool,
+}
+
+struct KeyRow {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    tier: u8,
+    expiry: String,
+    last_used: String,
+}
+
+struct EventRow {
+    kind: String,
+    at: String,
+    ip: String,
+}
+
+pub struct TotpSetup {
+    secret: String,
+    url: String,
+    qr_data_uri: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    layout_csrf: String,
+    error: Option<String>,
+    status: Option<String>,
+    email: String,
+    username: String,
+    full_name: String,
+    tier: u8,
+    role: &'static str,
+    verified: bool,
+    mfa_enabled: bool,
+    sessions: Vec<SessionRow>,
+    api_keys: Vec<KeyRow>,
+    events: Vec<EventRow>,
+    tiers: Vec<u8>,
+    new_key: Option<String>,
+    recovery_codes: Option<Vec<String>>,
+    totp_setup: Option<TotpSetup>,
+}
+
+/// What one answer adds to the console.
+#[derive(Default)]
+struct Extras {
+    error: Option<String>,
+    status: Option<String>,
+    new_key: Option<String>,
+    recovery_codes: Option<Vec<String>>,
+    totp_setup: Option<TotpSetup>,
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+async fn render(state: &AppState, v: &Visitor, status: StatusCode, extras: Extras) -> Response {
+    let service = &state.service;
+    let first = PageRequest {
+        after: None,
+        limit: 50,
+    };
+    let sessions = service
+        .list_sessions(&v.caller, first)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let keys = service
+        .list_api_keys(&v.caller, first)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let events = service
+        .own_events(
+            &v.caller,
+            PageRequest {
+                after: None,
+                limit: 20,
+            },
+        )
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let user = &v.user;
+    let page = AccountPage {
+        layout: Layout::new("Your account").script("account.js").visitor(v),
+        layout_csrf: v.csrf.clone(),
+        error: extras.error,
+        status: extras.status,
+        email: user.email.as_str().to_string(),
+        username: user.username.as_str().to_string(),
+        full_name: user
+            .full_name
+            .as_ref()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        tier: user.tier.get(),
+        role: user.tier.role().as_str(),
+        verified: user.is_verified,
+        mfa_enabled: user.mfa_enabled,
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.session.id,
+                device: s
+                    .session
+                    .user_agent
+                    .clone()
+                    .map(|ua| ua.chars().take(80).collect())
+                    .unwrap_or_else(|| "Unknown device".into()),
+                ip: s.session.ip.clone().unwrap_or_else(|| "unknown".into()),
+                last_used: when(s.session.last_used_at),
+                current: s.current,
+            })
+            .collect(),
+        api_keys: keys
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .map(|k| KeyRow {
+                id: k.id,
+                name: k.name.clone(),
+                prefix: format!("ta_{}", k.public_id),
+                tier: k.tier.get(),
+                expiry: k
+                    .expires_at
+                    .map(|t| format!("expires {}", when(t)))
+                    .unwrap_or_else(|| "no expiry".into()),
+                last_used: k.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| EventRow {
+                kind: e.kind,
+                at: when(e.at),
+                ip: e.ip.unwrap_or_else(|| "-".into()),
+            })
+            .collect(),
+        tiers: (1..=user.tier.get()).collect(),
+        new_key: extras.new_key,
+        recovery_codes: extras.recovery_codes,
+        totp_setup: extras.totp_setup,
+    };
+    v.finish(state, html(status, &page))
+}
+
+/// An error on a console action: the console again, with the message.
+pub fn problem(state: &AppState, v: &Visitor, e: Error) -> Response {
+    #[derive(Template)]
+    #[template(path = "message.html")]
+    struct Message {
+        layout: Layout,
+        heading: &'static str,
+        error: Option<String>,
+        status: Option<String>,
+    }
+    v.finish(
+        state,
+        html(
+            status_of(&e),
+            &Message {
+                layout: Layout::new("Not done").visitor(v),
+                heading: "That did not work",
+                error: Some(e.message()),
+                status: None,
+            },
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+/// The fixed confirmations of `?done=` (nothing from the query is shown as text).
+fn confirmation(done: Option<&str>) -> Option<String> {
+    let text = match done? {
+        "profile" => "Your profile is saved.",
+        "password" => "Your password is changed. Your other sessions were signed out.",
+        "session" => "The session is revoked.",
+        "totp_off" => "Two-factor authentication is off.",
+        "key_revoked" => "The API key is revoked.",
+        _ => return None,
+    };
+    Some(text.to_string())
+}
+
+async fn account_page(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let Some(v) = visitor(&state, &headers, &ctx).await else {
+        return to_login("/account");
+    };
+    let extras = Extras {
+        status: confirmation(q.done.as_deref()),
+        ..Extras::default()
+    };
+    render(&state, &v, StatusCode::OK, extras).await
+}
+
+/// The signed-in visitor of a console form that passed the CSRF rules, or the answer.
+async fn form_visitor(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &RequestContext,
+    csrf_token: Option<&str>,
+) -> Result<Visitor, Response> {
+    let Some(v) = visitor(state, headers, ctx).await else {
+        return Err(to_login("/account"));
+    };
+    match check_form(state, headers, &v, csrf_token) {
+        Ok(()) => Ok(v),
+        Err(e) => Err(problem(state, &v, e)),
+    }
+}
+
+/// After a change: back to the console (`done`), or the console with the error.
+async fn settle(state: &AppState, v: &Visitor, outcome: Result<(), Error>, done: &str) -> Response {
+    match outcome {
+        Ok(()) => v.finish(state, see_other(&format!("/account?done={done}"))),
+        Err(e) => {
+            let status = status_of(&e);
+            let extras = Extras {
+                error: Some(e.message()),
+                ..Extras::default()
+            };
+            render(state, v, status, extras).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    csrf_token: Option<String>,
+    username: Option<String>,
+    full_name: Option<String>,
+}
+
+async fn save_profile(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<ProfileForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let username = form
+        .username
+        .filter(|u| !u.is_empty() && u != v.user.username.as_str());
+    // An emptied field clears the name.
+    let full_name = form
+        .full_name
+        .map(|n| Some(n).filter(|n| !n.trim().is_empty()));
+    let outcome = state
+        .service
+        .update_me(&v.caller, username, full_name, &ctx)
+        .await
+        .map(|_| ());
+    settle(&state, &v, outcome, "profile").await
+}
+
+/// No `Debug`: it holds passwords.
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf_token: Option<String>,
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let outcome = state
+        .service
+        .change_password(
+            &v.caller,
+            secret(form.current_password),
+            secret(form.new_password),
+            &ctx,
+        )
+        .await;
+    settle(&state, &v, outcome, "password").await
+}
+
+#[derive(Deserialize)]
+struct IdForm {
+    csrf_token: Option<String>,
+    id: Option<Uuid>,
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<IdForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let Some(id) = form.id else {
+        return problem(&state, &v, Error::NotFound("session"));
+    };
+    let outcome = state.service.revoke_own_session(&v.caller, id, &ctx).await;
+    if outcome.is_ok() && Some(id) == v.caller.session_id() {
+        // This device's own session: it is signed out now.
+        return signed_out(&state);
+    }
+    settle(&state, &v, outcome, "session").await
+}
+
+fn signed_out(state: &AppState) -> Response {
+    let mut res = see_other("/login?done=signed_out");
+    crate::http::cookies::clear(&state.cookies(), res.headers_mut());
+    res
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: Option<String>,
+}
+
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match state.service.logout_all(&v.caller, &ctx).await {
+        Ok(()) => signed_out(&state),
+        Err(e) => problem(&state, &v, e),
+    }
+}
+
+async fn totp_setup(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match state.service.setup_totp(&v.caller).await {
+        Ok((secret, url)) => {
+            let setup = TotpSetup {
+                qr_data_uri: qr_data_uri(&url),
+                secret,
+                url,
+            };
+            let extras = Extras {
+                totp_setup: Some(setup),
+                ..Extras::default()
+            };
+            render(&state, &v, StatusCode::OK, extras).await
+        }
+        Err(e) => settle(&state, &v, Err(e), "").await,
+    }
+}
+
+/// The `otpauth` URL as a QR code: an SVG, as a `data:` URI (the CSP allows `data:`
+/// images and no inline styles).
+fn qr_data_uri(url: &str) -> String {
+    let svg = match qrcode::QrCode::new(url.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    };
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    csrf_token: Option<String>,
+    #[serde(default)]
+    code: String,
+    password: Option<String>,
+}
+
+async fn totp_enable(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match state.service.enable_totp(&v.caller, &form.code, &ctx).await {
+        Ok(codes) => {
+            // The user changed: read it again for the page.
+            let user = state.service.me(&v.caller).await.unwrap_or(v.user.clone());
+            let v = v.with_user(user);
+            let extras = Extras {
+                recovery_codes: Some(codes),
+                ..Extras::default()
+            };
+            render(&state, &v, StatusCode::OK, extras).await
+        }
+        Err(e) => settle(&state, &v, Err(e), "").await,
+    }
+}
+
+async fn totp_disable(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let outcome = state
+        .service
+        .disable_totp(&v.caller, secret(form.password), &form.code, &ctx)
+        .await;
+    settle(&state, &v, outcome, "totp_off").await
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    csrf_token: Option<String>,
+    name: Option<String>,
+    permission_tier: Option<i64>,
+    expires_at: Option<String>,
+    allowed_ips: Option<String>,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    // A date means the end of that day, UTC.
+    let expires_at = match form.expires_at.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+            Ok(day) => day.and_hms_opt(23, 59, 59).map(|t| t.and_utc()),
+            Err(_) => {
+                let e = Error::field("expires_at", "expires_at must be a date (YYYY-MM-DD)");
+                return settle(&state, &v, Err(e), "").await;
+            }
+        },
+    };
+    let allowed_ips = form.allowed_ips.as_deref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    let input = NewApiKey {
+        name: form.name,
+        permission_tier: form.permission_tier,
+        expires_at,
+        allowed_ips: allowed_ips.filter(|ips| !ips.is_empty()),
+    };
+    match state.service.create_api_key(&v.caller, input, &ctx).await {
+        Ok(created) => {
+            let extras = Extras {
+                new_key: Some(created.key),
+                ..Extras::default()
+            };
+            render(&state, &v, StatusCode::CREATED, extras).await
+        }
+        Err(e) => settle(&state, &v, Err(e), "").await,
+    }
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<IdForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let Some(id) = form.id else {
+        return problem(&state, &v, Error::NotFound("API key"));
+    };
+    let outcome = state.service.revoke_api_key(&v.caller, id, &ctx).await;
+    settle(&state, &v, outcome, "key_revoked").await
+}
