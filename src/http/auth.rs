@@ -96,10 +96,21 @@ pub(crate) fn cookie_session(
     issued: &Issued,
     with_csrf_cookie: bool,
 ) -> Response {
-    let names = state.cookies();
     let csrf_token = state.service.csrf_token(issued.session_id);
-    let mut res = Json(CookieTokenBody::new(issued, csrf_token.clone())).into_response();
-    let headers = res.headers_mut();
+    let mut res = Json(CookieTokenBody::new(issued, csrf_token)).into_response();
+    set_session_cookies(state, issued, with_csrf_cookie, res.headers_mut());
+    res
+}
+
+/// The cookies of a new (`with_csrf`: also the CSRF cookie) or refreshed session, for the
+/// API and the pages alike.
+pub(crate) fn set_session_cookies(
+    state: &AppState,
+    issued: &Issued,
+    with_csrf: bool,
+    headers: &mut HeaderMap,
+) {
+    let names = state.cookies();
     SessionCookies {
         access_token: &issued.access_token,
         access_expires_in: issued.expires_in,
@@ -108,15 +119,15 @@ pub(crate) fn cookie_session(
         remember_me: issued.remember_me,
     }
     .set_tokens(&names, headers);
-    if with_csrf_cookie {
+    if with_csrf {
         let lifetime = if issued.remember_me {
             Lifetime::Seconds((issued.refresh_expires_at - chrono::Utc::now()).num_seconds())
         } else {
             Lifetime::BrowserSession
         };
-        cookies::set_csrf(&names, &csrf_token, lifetime, headers);
+        let token = state.service.csrf_token(issued.session_id);
+        cookies::set_csrf(&names, &token, lifetime, headers);
     }
-    res
 }
 
 /// Token responses are never cached (RFC 6749 §5.1), in every mode.

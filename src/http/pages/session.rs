@@ -6,7 +6,7 @@
 //! page answers with the new cookies, so "Remember me" means what it says. A revoked or
 //! expired session gets the login page.
 
-use super::super::cookies::{self, Lifetime, SessionCookies};
+use super::super::cookies;
 use super::super::csrf;
 use super::super::state::AppState;
 use crate::domain::User;
@@ -74,31 +74,7 @@ pub async fn visitor(
 }
 
 /// The cookies of a new or refreshed session (`with_csrf`: at sign-in).
-pub fn set_session_cookies(
-    state: &AppState,
-    issued: &Issued,
-    with_csrf: bool,
-    headers: &mut HeaderMap,
-) {
-    let names = state.cookies();
-    SessionCookies {
-        access_token: &issued.access_token,
-        access_expires_in: issued.expires_in,
-        refresh_token: &issued.refresh_token,
-        refresh_expires_at: issued.refresh_expires_at,
-        remember_me: issued.remember_me,
-    }
-    .set_tokens(&names, headers);
-    let lifetime = if issued.remember_me {
-        Lifetime::Seconds((issued.refresh_expires_at - chrono::Utc::now()).num_seconds())
-    } else {
-        Lifetime::BrowserSession
-    };
-    if with_csrf {
-        let token = state.service.csrf_token(issued.session_id);
-        cookies::set_csrf(&names, &token, lifetime, headers);
-    }
-}
+pub(crate) use crate::http::auth::set_session_cookies;
 
 /// A form of a signed-in visitor: the origin rule and the session's CSRF token.
 pub fn check_form(
