@@ -24,6 +24,7 @@ pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod original;
@@ -54,15 +55,20 @@ pub fn router(state: AppState) -> Router {
             "/auth",
             auth::router(&state)
                 .merge(apikeys::router(&state))
-                .merge(account::router(&state)),
+                .merge(account::router(&state))
+                .merge(oauth::clients::grants_router(&state)),
         )
-        .nest("/admin", admin::router(&state))
+        .nest(
+            "/admin",
+            admin::router(&state).merge(oauth::clients::admin_router(&state)),
+        )
         .merge(ws::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(openapi::router())
         .merge(pages::router(&state))
+        .merge(oauth::router(&state))
         .layer(DefaultBodyLimit::max(state.service.config().max_body_bytes))
         // A panicking handler becomes a 500, rendered like every other error.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

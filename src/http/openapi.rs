@@ -57,6 +57,10 @@ impl Modify for Security {
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
+        super::oauth::clients::create_client, super::oauth::clients::list_clients,
+        super::oauth::clients::get_client, super::oauth::clients::update_client,
+        super::oauth::clients::rotate_client_secret, super::oauth::clients::delete_client,
+        super::oauth::clients::list_grants, super::oauth::clients::revoke_grant,
     ),
     modifiers(&Security),
     tags(
@@ -69,6 +73,7 @@ impl Modify for Security {
         (name = "admin", description = "Tier 4 only"),
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "websocket", description = "The authenticated WebSocket"),
+        (name = "oauth", description = "OAuth clients (tier 4) and the caller's grants to them"),
     )
 )]
 pub struct ApiDoc;

@@ -26,6 +26,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod mfa;
+pub mod oauth;
 pub mod passwords;
 pub mod verification;
 pub mod webauthn;
@@ -287,6 +288,8 @@ pub struct Service {
     metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The keys that sign ID tokens (`oauth::keys`).
+    id_keys: oauth::IdKeys,
 }
 
 impl Service {
@@ -405,6 +408,7 @@ pub async fn build(
     )?;
     let ring = keys::load_or_create(&config, &store, manage_keys).await?;
     let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
+    let id_keys = oauth::IdKeys::load(&config, &store, manage_keys).await?;
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;
     let fresh: [u8; 32] = rand::random();
@@ -496,5 +500,6 @@ pub async fn build(
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         user_cache: UserCache::default(),
+        id_keys,
     }))
 }

@@ -33,6 +33,12 @@ pub struct AccessClaims {
     pub exp: i64,
     pub tier: u8,
     pub role: String,
+    /// The OAuth client the token was issued to (absent on native tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The OAuth scopes granted, space-separated (absent on native tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +97,20 @@ impl TokenIssuer {
         now: DateTime<Utc>,
         exp: DateTime<Utc>,
     ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_for_client(sub, sid, tier, now, exp, None)
+    }
+
+    /// Signs a token like [`Self::sign`], adding the OAuth `client_id` and `scope` when
+    /// `client` is given (RFC 9068).
+    pub fn sign_for_client(
+        &self,
+        sub: Uuid,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        client: Option<(&str, &str)>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -101,6 +121,8 @@ impl TokenIssuer {
             exp: exp.timestamp(),
             tier: tier.get(),
             role: tier.role().as_str().to_string(),
+            client_id: client.map(|(c, _)| c.to_string()),
+            scope: client.map(|(_, s)| s.to_string()),
         };
         let keys = self.ring.current();
         let mut header = Header::new(self.ring.alg.algorithm());
