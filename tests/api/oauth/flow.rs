@@ -631,3 +631,38 @@ async fn userinfo_wants_an_oauth_token_with_openid() {
     assert_eq!(r.body["error"], "invalid_token");
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
 }
+
+#[tokio::test]
+async fn connected_apps_in_the_console_list_the_grant_and_revoke_access() {
+    let app = spawn_provider(|s| s).await;
+    let (email, _) = user(&app).await;
+    let (id, secret) = confidential_client(&app).await;
+    let mut agent = Agent::new(&app);
+    let (code, verifier) = code_for(&mut agent, &id, "openid email", &email).await;
+    let at = exchange(&app, (&id, &secret), &code, &verifier).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let console = agent.get("/account").await;
+    assert_eq!(console.status, 200);
+    assert!(console.text.contains("Connected apps"));
+    assert!(
+        console.text.contains("<strong>OIDC test app</strong>"),
+        "{}",
+        console.text
+    );
+    assert!(console.text.contains(">Revoke access</button>"));
+    let csrf = console.hidden("csrf_token");
+    let done = agent
+        .post(
+            "/account/apps/revoke",
+            &[("csrf_token", &csrf), ("client_id", &id)],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location.as_deref(), Some("/account?done=app_revoked"));
+    let console = agent.get("/account?done=app_revoked").await;
+    assert!(console.text.contains("No app has access to your account."));
+    assert!(console.text.contains("The app no longer has access"));
+    assert_eq!(app.get_auth("/oauth2/userinfo", &at).await.status, 401);
+}
