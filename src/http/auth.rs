@@ -354,7 +354,17 @@ async fn verify(
 ) -> ApiResult<Response> {
     let credentials =
         Credentials::from_headers(headers, &state.cookies()).or_query_token(q.token.as_deref());
-    let caller: Caller = credentials.resolve(&state.service, || ctx.ip).await?;
+    let caller: Caller = match credentials.resolve(&state.service, || ctx.ip).await {
+        Ok(caller) => caller,
+        // An OAuth client-credentials token: a client, no user.
+        Err(Error::ClientNotAllowed) => {
+            let Credentials::Bearer(token) = credentials else {
+                return Err(Error::ClientNotAllowed.into());
+            };
+            return verified_client(state.service.check_client_token(token)?, q);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A cookie session is judged by the request it authorises: a cross-site POST to a
     // service behind the proxy is refused like one to tradeauth itself.
     credentials.check_csrf(&original.method, headers, &caller, &state.service)?;
@@ -379,5 +389,41 @@ async fn verify(
     if let Some(sid) = caller.session_id() {
         h.insert("x-auth-session-id", val(sid.to_string()));
     }
+    Ok(res)
+}
+
+/// Forward-auth's answer for a client-credentials token: `X-Auth-Client-Id`, the tier and
+/// role, and no `X-Auth-User-Id`.
+fn verified_client(
+    client: crate::service::check::ClientCaller,
+    q: VerifyQuery,
+) -> ApiResult<Response> {
+    if let Some(min) = q.min_tier.as_deref().filter(|s| !s.is_empty()) {
+        let min = min
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| Tier::new(n).ok())
+            .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?;
+        if client.tier < min {
+            return Err(Error::InsufficientTier {
+                required: min.get(),
+            }
+            .into());
+        }
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        "x-auth-client-id",
+        HeaderValue::from_str(&client.client_id).map_err(|_| Error::InvalidToken)?,
+    );
+    h.insert(
+        "x-auth-tier",
+        HeaderValue::from_str(&client.tier.to_string()).map_err(|_| Error::InvalidToken)?,
+    );
+    h.insert(
+        "x-auth-role",
+        HeaderValue::from_static(client.tier.role().as_str()),
+    );
     Ok(res)
 }

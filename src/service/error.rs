@@ -79,6 +79,8 @@ pub enum Error {
     NotReady(BTreeMap<String, String>),
     #[error("internal error")]
     Internal(String),
+    #[error("an OAuth client-credentials token cannot act for a user here")]
+    ClientNotAllowed,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -121,6 +123,7 @@ impl Error {
             RateLimited { .. } => "rate_limited",
             Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
+            ClientNotAllowed => "client_not_allowed",
         }
     }
 

@@ -32,7 +32,7 @@ pub struct AuthCode {
 #[derive(Debug, Clone)]
 pub enum Redemption {
     /// The code was live and is now used; the session `new_sid` is recorded as its issue.
-    Redeemed(AuthCode),
+    Redeemed(Box<AuthCode>),
     /// The code was used before: the session its first use started, if any.
     Reused { issued_sid: Option<Uuid> },
     /// No such code, or it expired.
@@ -70,11 +70,12 @@ pub trait OAuthStore: Send + Sync {
     /// Replaces the client's settings (everything but its id and creation time).
     async fn update_client(&self, client: &OAuthClient) -> StoreResult<bool>;
     /// Deletes the client, its codes and consents, and revokes every session it holds
-    /// (with `sid` revocations valid until `until`), in one transaction. `None` when there
-    /// is no such client.
+    /// and `client_sid` (its client-credentials tokens), with `sid` revocations valid until
+    /// `until`, in one transaction. `None` when there is no such client.
     async fn delete_client(
         &self,
         client_id: &str,
+        client_sid: Uuid,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<Uuid>>>;

@@ -23,8 +23,9 @@ const VERIFIED_CACHE_SIZE: usize = 65_536;
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    /// The user id.
-    pub sub: Uuid,
+    /// The user id; for an OAuth client-credentials token, the client id (there is no
+    /// user: [`AccessClaims::user`] is `None`).
+    pub sub: String,
     /// The session id: revoking the session kills every token carrying it.
     pub sid: Uuid,
     /// The token id: logout blocks exactly this token until `exp`.
@@ -39,6 +40,14 @@ pub struct AccessClaims {
     /// The OAuth scopes granted, space-separated (absent on native tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl AccessClaims {
+    /// The user the token speaks for; `None` for a client-credentials token, whose
+    /// subject is its client.
+    pub fn user(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.sub).ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +114,38 @@ impl TokenIssuer {
     pub fn sign_for_client(
         &self,
         sub: Uuid,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        client: Option<(&str, &str)>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_claims(sub.to_string(), sid, tier, now, exp, client)
+    }
+
+    /// Signs a client-credentials token: `sub` is the client id, no user.
+    pub fn sign_for_client_only(
+        &self,
+        client_id: &str,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        scope: &str,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_claims(
+            client_id.to_string(),
+            sid,
+            tier,
+            now,
+            exp,
+            Some((client_id, scope)),
+        )
+    }
+
+    fn sign_claims(
+        &self,
+        sub: String,
         sid: Uuid,
         tier: crate::domain::Tier,
         now: DateTime<Utc>,
@@ -233,8 +274,8 @@ mod tests {
             let (token, _) = i.sign(sub, sid, Tier::new(3).unwrap(), now, exp).unwrap();
             let claims = i.verify_uncached(&token).unwrap();
             assert_eq!(
-                (claims.sub, claims.sid, claims.tier),
-                (sub, sid, 3),
+                (claims.user(), claims.sid, claims.tier),
+                (Some(sub), sid, 3),
                 "{alg:?}"
             );
             // Another payload under the same signature.

@@ -23,6 +23,8 @@ const USER_EMAIL = env('USER_EMAIL');
 const USER_PASSWORD = env('USER_PASSWORD');
 const USER_ID = env('USER_ID');
 const POST_LOGOUT_REDIRECT_URI = env('POST_LOGOUT_REDIRECT_URI');
+const CC_CLIENT_ID = env('CC_CLIENT_ID');
+const CC_CLIENT_SECRET = env('CC_CLIENT_SECRET');
 
 let passed = 0;
 let failed = 0;
@@ -215,6 +217,23 @@ try {
     // The browser's own session ended too: the next authorization asks to sign in.
     const again = await browser.open((await authorize('openid')).url.toString());
     assert.ok(again.$ && /\/login\?/.test(again.url), 'signed out at the provider');
+  });
+
+  await step('client credentials (client_secret_post): a token for the client, no user', async () => {
+    const cc = await oc.discovery(new URL(ISSUER), CC_CLIENT_ID, undefined, oc.ClientSecretPost(CC_CLIENT_SECRET), {
+      execute: [oc.allowInsecureRequests],
+    });
+    const t = await oc.clientCredentialsGrant(cc, { scope: 'trade:read' });
+    assert.equal(t.scope, 'trade:read');
+    assert.equal(t.refresh_token, undefined);
+    assert.equal(t.id_token, undefined);
+    const verify = await fetch(`${ISSUER}/api/v1/auth/verify`, { headers: { authorization: `Bearer ${t.access_token}` } });
+    assert.equal(verify.status, 204);
+    assert.equal(verify.headers.get('x-auth-client-id'), CC_CLIENT_ID);
+    assert.equal(verify.headers.get('x-auth-user-id'), null);
+    const me = await fetch(`${ISSUER}/api/v1/auth/me`, { headers: { authorization: `Bearer ${t.access_token}` } });
+    assert.equal(me.status, 403);
+    assert.equal((await me.json()).code, 'client_not_allowed');
   });
 } catch {
   // The failing step printed itself; later steps depend on it.

@@ -305,7 +305,7 @@ impl Service {
         let until = self.sid_revocation_until(now);
         let revoked = self
             .store
-            .delete_client(client_id, now, until)
+            .delete_client(client_id, super::token::client_sid(client_id), now, until)
             .await?
             .ok_or(Error::NotFound("client"))?;
         self.announce_revoked(&revoked, until).await;

@@ -21,7 +21,7 @@ pub enum IdKeys {
     /// Access tokens are RS256: the access-token ring signs ID tokens too.
     Shared,
     /// The stored RS256 pair.
-    Own(KeySet),
+    Own(Box<KeySet>),
     /// A CLI command that found no RS256 pair: it signs no ID tokens.
     Missing,
 }
@@ -57,7 +57,7 @@ impl IdKeys {
             keys = store.signing_keys().await?;
         }
         Ok(match KeySet::from_stored(alg, &keys, Utc::now()) {
-            Ok(set) => Self::Own(set),
+            Ok(set) => Self::Own(Box::new(set)),
             Err(_) if !manage => Self::Missing,
             Err(e) => return Err(e),
         })

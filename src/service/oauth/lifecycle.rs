@@ -53,15 +53,10 @@ impl Service {
             if self.revocations.is_revoked(&c.jti, &c.sid) {
                 return Ok(inactive);
             }
-            let user = self.cached_user(crate::domain::UserId(c.sub)).await?;
-            let Some(user) = user.filter(|u| u.is_active) else {
-                return Ok(inactive);
-            };
             let mut out = json!({
                 "active": true,
                 "token_type": "Bearer",
-                "sub": c.sub.to_string(),
-                "username": user.username.as_str(),
+                "sub": c.sub,
                 "iss": c.iss,
                 "aud": c.aud,
                 "exp": c.exp,
@@ -70,6 +65,14 @@ impl Service {
                 "sid": c.sid.to_string(),
                 "tier": c.tier,
             });
+            // A user's token dies with the user's account; a client's has no user.
+            if let Some(uid) = c.user() {
+                let user = self.cached_user(crate::domain::UserId(uid)).await?;
+                let Some(user) = user.filter(|u| u.is_active) else {
+                    return Ok(inactive);
+                };
+                out["username"] = json!(user.username.as_str());
+            }
             if let Some(cid) = c.client_id {
                 out["client_id"] = json!(cid);
             }

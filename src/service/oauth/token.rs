@@ -53,6 +53,18 @@ pub struct TokenResponse {
 /// The claims userinfo answers.
 pub type UserInfo = Value;
 
+/// The session id every client-credentials token of `client_id` carries, so revoking it
+/// (when the client is deleted) ends them all at once, on every instance.
+pub(crate) fn client_sid(client_id: &str) -> Uuid {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("tradeauth client-credentials {client_id}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&d.as_ref()[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// The lifetime of an ID token: at least 5 minutes, however short access tokens are.
 fn id_token_ttl(access: TimeDelta) -> TimeDelta {
     access.max(TimeDelta::minutes(5))
@@ -152,11 +164,7 @@ impl Service {
         match grant {
             GrantType::AuthorizationCode => self.exchange_code(&client, params, ctx).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, ctx).await,
-            GrantType::ClientCredentials => Err(OAuthError::new(
-                400,
-                "unsupported_grant_type",
-                "client_credentials is not available yet",
-            )),
+            GrantType::ClientCredentials => self.client_grant(&client, params, ctx).await,
         }
     }
 
@@ -199,7 +207,7 @@ impl Service {
                     "the code was already used; the tokens issued with it are revoked",
                 ));
             }
-            Redemption::Redeemed(code) => code,
+            Redemption::Redeemed(code) => *code,
         };
         if code.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
@@ -392,6 +400,65 @@ impl Service {
         Ok(response)
     }
 
+    /// `client_credentials`: a token for the client itself (`sub` = `client_id`, no user,
+    /// the client's `max_tier`), with the tier scopes asked for that it may have.
+    async fn client_grant(
+        &self,
+        client: &OAuthClient,
+        p: TokenParams,
+        ctx: &RequestContext,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.client_type != ClientType::Confidential {
+            return Err(OAuthError::new(
+                400,
+                "unauthorized_client",
+                "client_credentials is for confidential clients only",
+            ));
+        }
+        let allowed = Scopes::from_iter(
+            client
+                .scopes
+                .within_tier(client.max_tier)
+                .iter()
+                .filter(|s| crate::domain::oauth::scope_tier(s).is_some()),
+        );
+        let scope = match p.scope.as_deref().filter(|s| !s.is_empty()) {
+            Some(asked) => Scopes::parse(asked).intersect(&allowed),
+            None => allowed,
+        };
+        let now = Utc::now();
+        let exp = now + self.config.access_ttl;
+        let scope_param = scope.to_param();
+        let (access_token, _) = self
+            .tokens
+            .sign_for_client_only(
+                &client.client_id,
+                client_sid(&client.client_id),
+                client.max_tier,
+                now,
+                exp,
+                &scope_param,
+            )
+            .map_err(|e| OAuthError::from(Error::from(e)))?;
+        self.audit(
+            Audit::new(AuditKind::OAuthTokenIssued)
+                .ctx(ctx)
+                .details(json!({
+                    "client_id": client.client_id,
+                    "grant_type": "client_credentials",
+                    "scope": scope_param,
+                })),
+        )
+        .await;
+        Ok(TokenResponse {
+            access_token,
+            expires_in: exp.timestamp() - now.timestamp(),
+            refresh_token: None,
+            id_token: None,
+            scope: scope_param,
+        })
+    }
+
     /// The claims userinfo answers for an access token (`GET`/`POST /oauth2/userinfo`).
     #[tracing::instrument(skip_all)]
     pub async fn userinfo(&self, token: &str) -> Result<UserInfo, OAuthError> {
@@ -419,8 +486,15 @@ impl Service {
                 "the access token was not granted the openid scope",
             ));
         }
+        let Some(uid) = claims.user() else {
+            return Err(OAuthError::new(
+                403,
+                "insufficient_scope",
+                "a client-credentials token speaks for no user",
+            ));
+        };
         let user = self
-            .cached_user(crate::domain::UserId(claims.sub))
+            .cached_user(crate::domain::UserId(uid))
             .await?
             .filter(|u| u.is_active)
             .ok_or_else(|| OAuthError::invalid_token("the account is disabled or gone"))?;

@@ -187,11 +187,12 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn delete_client(
         &self,
         client_id: &str,
+        client_sid: Uuid,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.begin().await?;
-        let ids = revoke_where::<DB>(
+        let mut ids = revoke_where::<DB>(
             &mut tx,
             "SELECT session_id FROM oauth_sessions WHERE client_id = $2 OR client_id = $3",
             client_id,
@@ -205,6 +206,15 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(client_id)
             .run(&mut tx)
             .await?;
+        if n == 1 {
+            sqlx::query::<DB>(REVOKE_SID)
+                .arg(client_sid.to_string())
+                .arg(ms(until))
+                .arg(ms(now))
+                .run(&mut tx)
+                .await?;
+            ids.push(client_sid);
+        }
         commit(tx).await?;
         Ok((n == 1).then_some(ids))
     }
@@ -249,7 +259,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .optional(&mut tx)
             .await?;
         let found = match row {
-            Some(r) => Redemption::Redeemed(code_from_row::<DB>(&r)?),
+            Some(r) => Redemption::Redeemed(Box::new(code_from_row::<DB>(&r)?)),
             None => {
                 let used = sqlx::query::<DB>(
                     "SELECT issued_sid FROM oauth_codes WHERE hash = $1 AND used_at IS NOT NULL",

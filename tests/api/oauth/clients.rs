@@ -265,3 +265,33 @@ async fn the_cli_creates_lists_and_deletes_clients() {
         .await
         .assert(404, Some("not_found"));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_client_and_grant_endpoints() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.body;
+    for (method, path) in [
+        ("post", "/api/v1/admin/oauth-clients"),
+        ("get", "/api/v1/admin/oauth-clients"),
+        ("get", "/api/v1/admin/oauth-clients/{client_id}"),
+        ("patch", "/api/v1/admin/oauth-clients/{client_id}"),
+        ("delete", "/api/v1/admin/oauth-clients/{client_id}"),
+        ("post", "/api/v1/admin/oauth-clients/{client_id}/secret"),
+        ("get", "/api/v1/auth/oauth-grants"),
+        ("delete", "/api/v1/auth/oauth-grants/{client_id}"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not described");
+        assert!(op["responses"]["401"].is_object(), "{method} {path}: 401");
+    }
+    let schema = &doc["components"]["schemas"]["ClientRequest"]["properties"];
+    for field in [
+        "name",
+        "redirect_uris",
+        "client_type",
+        "max_tier",
+        "first_party",
+    ] {
+        assert!(schema[field].is_object(), "ClientRequest.{field}");
+    }
+}

@@ -666,3 +666,89 @@ async fn connected_apps_in_the_console_list_the_grant_and_revoke_access() {
     assert!(console.text.contains("The app no longer has access"));
     assert_eq!(app.get_auth("/oauth2/userinfo", &at).await.status, 401);
 }
+
+#[tokio::test]
+async fn client_credentials_tokens_name_the_client_and_no_user() {
+    let app = spawn_provider(|s| s).await;
+    let bot = register_client(
+        &app,
+        json!({"name": "Trading bot", "client_type": "confidential", "grant_types": ["client_credentials"], "max_tier": 3, "scopes": ["trade:read", "trade:power", "admin"]}),
+    )
+    .await;
+    let (id, secret) = (
+        bot["client_id"].as_str().unwrap().to_string(),
+        bot["client_secret"].as_str().unwrap().to_string(),
+    );
+    let t = token_request(
+        &app,
+        (&id, &secret),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    t.assert(200, None);
+    assert_eq!(t.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        t.body["scope"], "trade:read trade:power",
+        "admin is above max_tier 3"
+    );
+    assert!(t.body.get("refresh_token").is_none() && t.body.get("id_token").is_none());
+    let at = t.body["access_token"].as_str().unwrap().to_string();
+    let claims = flow_payload(&at);
+    assert_eq!(claims["sub"], id);
+    assert_eq!(claims["client_id"], id);
+    assert_eq!(claims["tier"], 3);
+    // Forward-auth knows the client; endpoints where a user acts refuse it.
+    let v = app.get_auth("/api/v1/auth/verify", &at).await;
+    assert_eq!(v.status, 204);
+    assert_eq!(v.header("x-auth-client-id").as_deref(), Some(id.as_str()));
+    assert!(v.header("x-auth-user-id").is_none());
+    assert_eq!(v.header("x-auth-tier").as_deref(), Some("3"));
+    let v = app.get_auth("/api/v1/auth/verify?min_tier=4", &at).await;
+    v.assert(403, Some("insufficient_tier"));
+    app.get_auth("/api/v1/auth/me", &at)
+        .await
+        .assert(403, Some("client_not_allowed"));
+    app.get_auth("/api/v1/auth/sessions", &at)
+        .await
+        .assert(403, Some("client_not_allowed"));
+    let r = app.get_auth("/oauth2/userinfo", &at).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"], "insufficient_scope");
+    // Introspection sees it (the bot introspects its own token here).
+    let r = into_resp(
+        app.client
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", at.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.body["active"], true, "{}", r.text);
+    assert_eq!(r.body["sub"], id);
+    // A client without the grant, or a public one, cannot.
+    let (other, other_secret) = confidential_client(&app).await;
+    let r = token_request(
+        &app,
+        (&other, &other_secret),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(r.body["error"], "unauthorized_client");
+    // Deleting the client kills its tokens.
+    let admin = admin_token(&app).await;
+    assert_eq!(
+        app.delete_auth(&format!("/api/v1/admin/oauth-clients/{id}"), &admin)
+            .await
+            .status,
+        204
+    );
+    app.get_auth("/api/v1/auth/verify", &at)
+        .await
+        .assert(401, Some("invalid_token"));
+}
+
+fn flow_payload(token: &str) -> Value {
+    jwt_payload(token)
+}
