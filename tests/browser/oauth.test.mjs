@@ -60,13 +60,13 @@ test('authorize → login page → consent page → back to the relying party wi
   await assertAccessible(page);
   await page.getByLabel('Email or username').fill(ADMIN);
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
   await page.getByRole('heading', { name: 'Allow Partner dashboard?' }).waitFor();
   await assertAccessible(page);
   await assertNoCspViolations(page);
   await screenshot(page, 'oauth-consent');
-  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.getByRole('button', { name: 'Allow', exact: true }).click();
 
   const back = new URL(await arrived);
   assert.equal(back.origin + back.pathname, REDIRECT_URI);
@@ -89,9 +89,44 @@ test('authorize → login page → consent page → back to the relying party wi
   // navigation, no form), and the console lists the app under "Connected apps".
   await page.goto(`${stack.origin}/account`);
   await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
-  assert.ok(await page.getByText('Partner dashboard').isVisible());
+  const apps = page.getByRole('region', { name: 'Connected apps' });
+  assert.ok(await apps.getByText('Partner dashboard').isVisible());
+  // The authorization is a session too, listed under the client's name.
+  assert.ok(await page.getByRole('region', { name: 'Sessions' }).getByText('Partner dashboard').isVisible());
   await assertAccessible(page);
-  await page.getByRole('button', { name: 'Revoke access of Partner dashboard' }).click();
+  await apps.getByRole('button', { name: 'Revoke access' }).click();
   await page.waitForURL(/done=app_revoked/);
   assert.match(await page.getByRole('status').innerText(), /no longer has access/);
+});
+
+test('a first-party client: sign-in leads straight back, past the form-action rule', async (t) => {
+  const login = await stack.request('/api/v1/auth/login', { method: 'POST', json: { username: ADMIN, password: PASSWORD } });
+  const admin = login.json().access_token;
+  const created = await stack.request('/api/v1/admin/oauth-clients', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}` },
+    json: { name: 'Own dashboard', client_type: 'public', redirect_uris: [REDIRECT_URI], first_party: true },
+  });
+  assert.equal(created.status, 201, created.text);
+  const { page } = await newPage(browser, { t });
+  const arrived = new Promise((resolve) => {
+    page.route('http://127.0.0.1:9/**', (route) => {
+      resolve(route.request().url());
+      route.fulfill({ status: 200, contentType: 'text/plain', body: 'relying party' });
+    });
+  });
+  const challenge = b64url(crypto.createHash('sha256').update('v'.repeat(43)).digest());
+  const authorize = new URL(`${stack.origin}/oauth2/authorize`);
+  for (const [k, v] of Object.entries({
+    response_type: 'code', client_id: created.json().client_id, redirect_uri: REDIRECT_URI, scope: 'openid',
+    state: 's2', code_challenge: challenge, code_challenge_method: 'S256',
+  })) authorize.searchParams.set(k, v);
+  await page.goto(authorize.toString());
+  await page.getByLabel('Email or username').fill(ADMIN);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const back = new URL(await arrived);
+  assert.equal(back.searchParams.get('state'), 's2');
+  assert.ok(back.searchParams.get('code'));
+  await assertNoCspViolations(page);
 });
