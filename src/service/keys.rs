@@ -1,14 +1,26 @@
 //! Signing-key lifecycle: created at first start, kept in the store so every instance
 //! shares them, rotated by `tradeauth keys rotate` or the admin API.
 
-use super::{Result, Service};
+use super::{Audit, RequestContext, Result, Service};
 use crate::config::Config;
+use crate::domain::{AuditKind, UserId};
 use crate::store::DynStore;
 use crate::tokens::keys::{generate, KeySet};
 use crate::tokens::{JwtAlg, KeyRing, KeyState, StoredKey};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
+
+/// A token-signing key as the admin console lists it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: JwtAlg,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    /// For a retired key: when it leaves the JWKS.
+    pub retire_at: Option<DateTime<Utc>>,
+}
 
 /// A retired key stays published until its last token expires: tokens are signed with it
 /// until every instance has reloaded (within `RELOAD_EVERY`), so add that and a margin.
@@ -134,8 +146,34 @@ impl Service {
         Ok(())
     }
 
+    /// The token-signing keys as admins see them (no private material), newest first.
     #[tracing::instrument(skip_all)]
-    pub async fn rotate_signing_keys(&self) -> Result<String> {
+    pub async fn signing_key_overview(&self) -> Result<Vec<KeyInfo>> {
+        let mut keys: Vec<KeyInfo> = self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|k| KeyInfo {
+                kid: k.kid,
+                alg: k.alg,
+                state: k.state,
+                created_at: k.created_at,
+                retire_at: k.retire_at,
+            })
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        Ok(keys)
+    }
+
+    /// Promotes the standby key and makes a new standby (`signing_key.rotated`, with the
+    /// admin who did it).
+    #[tracing::instrument(skip_all)]
+    pub async fn rotate_signing_keys(
+        &self,
+        actor: Option<UserId>,
+        ctx: Option<&RequestContext>,
+    ) -> Result<String> {
         if self.config.jwt_alg == JwtAlg::HS256 {
             return Err(super::Error::field(
                 "jwt_alg",
@@ -144,6 +182,13 @@ impl Service {
         }
         let kid = rotate(&self.config, &self.store).await?;
         self.reload_keys().await?;
+        self.audit(
+            Audit::new(AuditKind::SigningKeyRotated)
+                .actor(actor)
+                .ctx(ctx)
+                .details(serde_json::json!({ "kid": kid })),
+        )
+        .await;
         Ok(kid)
     }
 }
