@@ -23,7 +23,7 @@ pub struct KeyInfo {
 }
 
 /// A retired key stays published until its last token expires: tokens are signed with it
-/// until every instance has reloaded (within `RELOAD_EVERY`), so add that and a margin.
+/// until every instance has reloaded (within a second, see `background`), so add a margin.
 fn retire_until(config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
     now + config.access_ttl + chrono::Duration::seconds(30)
 }
@@ -129,16 +129,29 @@ impl Service {
             return Ok(());
         }
         let keys = self.store.signing_keys().await?;
-        let set = key_set(&self.config, &keys)?;
+        // Compare what the set would hold before building it (this runs every 250 ms):
+        // the kids still published and the active one.
+        let now = Utc::now();
+        let alg = self.config.jwt_alg;
         let changed = {
             let current = self.tokens.ring().current();
-            let mut old: Vec<&String> = current.verifying.keys().collect();
-            let mut new: Vec<&String> = set.verifying.keys().collect();
-            old.sort();
-            new.sort();
-            old != new || current.signing_kid != set.signing_kid
+            let mut old: Vec<&str> = current.verifying.keys().map(String::as_str).collect();
+            let mut new: Vec<&str> = keys
+                .iter()
+                .filter(|k| k.alg == alg)
+                .filter(|k| !(k.state == KeyState::Retired && k.retire_at.is_some_and(|t| t <= now)))
+                .map(|k| k.kid.as_str())
+                .collect();
+            old.sort_unstable();
+            new.sort_unstable();
+            let active = keys
+                .iter()
+                .find(|k| k.alg == alg && k.state == KeyState::Active)
+                .map(|k| k.kid.as_str());
+            old != new || active != Some(current.signing_kid.as_str())
         };
         if changed {
+            let set = key_set(&self.config, &keys)?;
             self.tokens.ring().replace(set);
             // A key left the set: tokens it signed must be checked again.
             self.tokens.forget_verified();
