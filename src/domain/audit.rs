@@ -38,6 +38,8 @@ pub enum AuditKind {
     OAuthClientUpdated,
     OAuthClientSecretRotated,
     OAuthClientDeleted,
+    /// An admin rotated the token-signing keys (`details.kid`: the new active key).
+    SigningKeyRotated,
 }
 
 impl AuditKind {
@@ -68,6 +70,7 @@ impl AuditKind {
             AuditKind::OAuthClientUpdated => "oauth_client.updated",
             AuditKind::OAuthClientSecretRotated => "oauth_client.secret_rotated",
             AuditKind::OAuthClientDeleted => "oauth_client.deleted",
+            AuditKind::SigningKeyRotated => "signing_key.rotated",
         }
     }
 }
