@@ -8,6 +8,7 @@
 mod clients;
 mod flow;
 mod relying_parties;
+mod rust_rp;
 
 use super::helpers::*;
 use reqwest::redirect::Policy;
