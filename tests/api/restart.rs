@@ -113,7 +113,7 @@ async fn start_together(migrated_first: bool) {
         futures::future::join_all((0..3).map(|_| spawn_on(dir.clone(), url.clone(), admin))).await;
 
     let jwks = apps[0].get("/.well-known/jwks.json").await.body;
-    for alg in ["EdDSA", "RS256"] {
+    for alg in ["EdDSA", "RS256", "ES256"] {
         assert_eq!(
             jwks["keys"]
                 .as_array()

@@ -267,9 +267,9 @@ async fn tokens_verify_with_an_independent_library_for_every_algorithm() {
             2,
             "active + standby published"
         );
-        // Beside them, the RS256 pair of ID tokens (the same pair when access tokens are
-        // RS256 too).
-        assert_eq!(keys.len(), if alg == "RS256" { 2 } else { 4 }, "{jwks}");
+        // Beside them, the ID tokens' pairs of the other algorithms (RS256, ES256, EdDSA:
+        // the access tokens' pair serves ID tokens too).
+        assert_eq!(keys.len(), 6, "{jwks}");
         let custom = verify_with_jwt_simple(&jwks, &token);
         assert_eq!(custom["tier"], 2);
         assert_eq!(custom["role"], "trader");
@@ -287,14 +287,14 @@ async fn hs256_uses_the_shared_secret_and_publishes_nothing() {
     let (header, claims, _) = split(&token);
     assert_eq!(header["alg"], "HS256");
     me(&app, &token).await.assert(200, None);
-    // No symmetric key is ever published: only the RS256 pair that signs ID tokens
-    // (OpenID Connect Discovery requires RS256; HS256 never signs an ID token).
+    // No symmetric key is ever published: only the pairs that sign ID tokens (RS256,
+    // which OpenID Connect Discovery requires, ES256 and EdDSA; HS256 never signs one).
     let jwks = app.get("/.well-known/jwks.json").await.body;
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "{jwks}");
+    assert_eq!(keys.len(), 6, "{jwks}");
     assert!(
         keys.iter()
-            .all(|k| k["alg"] == "RS256" && k["kty"] == "RSA" && k.get("k").is_none()),
+            .all(|k| k["alg"] != "HS256" && k["kty"] != "oct" && k.get("k").is_none()),
         "{jwks}"
     );
     // The same claims signed with another secret are refused.

@@ -114,8 +114,8 @@ impl Service {
                 bad.insert(
                     "id_token_signed_response_alg".into(),
                     format!(
-                        "this server signs ID tokens with {} (ES256 or EdDSA need TRADEAUTH_JWT_ALG set to it)",
-                        self.id_token_algs().join(" or ")
+                        "ID tokens are signed with {}, never {alg:?}",
+                        self.id_token_algs().join(", ")
                     ),
                 );
             }

@@ -175,7 +175,7 @@ async fn discovery_names_one_exact_issuer_and_the_jwks_always_has_an_rs256_pair(
         assert_eq!(d.body["request_parameter_supported"], false);
         assert_eq!(
             d.body["id_token_signing_alg_values_supported"],
-            json!(["RS256", "EdDSA"])
+            json!(["RS256", "ES256", "EdDSA"])
         );
     }
     let jwks = app.get("/.well-known/jwks.json").await.body;
@@ -191,6 +191,7 @@ async fn discovery_names_one_exact_issuer_and_the_jwks_always_has_an_rs256_pair(
         "an active and a standby RS256 key: {jwks}"
     );
     assert_eq!(algs.iter().filter(|a| **a == "EdDSA").count(), 2);
+    assert_eq!(algs.iter().filter(|a| **a == "ES256").count(), 2);
 
     // A configured issuer is used exactly; with RS256 access tokens, one pair serves both.
     let app = spawn_with(|s| {
@@ -206,10 +207,14 @@ async fn discovery_names_one_exact_issuer_and_the_jwks_always_has_an_rs256_pair(
     );
     assert_eq!(
         d.body["id_token_signing_alg_values_supported"],
-        json!(["RS256"])
+        json!(["RS256", "ES256", "EdDSA"])
     );
     let jwks = app.get("/.well-known/jwks.json").await.body;
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        6,
+        "one pair per algorithm: {jwks}"
+    );
 }
 
 #[tokio::test]

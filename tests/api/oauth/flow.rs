@@ -752,3 +752,63 @@ async fn client_credentials_tokens_name_the_client_and_no_user() {
 fn flow_payload(token: &str) -> Value {
     jwt_payload(token)
 }
+
+#[tokio::test]
+async fn a_client_may_ask_for_es256_or_eddsa_id_tokens() {
+    use base64::Engine;
+    use jwt_simple::prelude::*;
+    let app = spawn_provider(|s| s).await;
+    let (email, user_id) = user(&app).await;
+    let b = |s: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.as_str().unwrap())
+            .unwrap()
+    };
+    for alg in ["ES256", "EdDSA"] {
+        let c = register_client(
+            &app,
+            json!({"name": "Alg app", "client_type": "confidential", "redirect_uris": [REDIRECT_URI], "id_token_signed_response_alg": alg}),
+        )
+        .await;
+        let (id, secret) = (
+            c["client_id"].as_str().unwrap().to_string(),
+            c["client_secret"].as_str().unwrap().to_string(),
+        );
+        let mut agent = Agent::new(&app);
+        let (code, verifier) = code_for(&mut agent, &id, "openid", &email).await;
+        let t = exchange(&app, (&id, &secret), &code, &verifier).await;
+        t.assert(200, None);
+        let token = t.body["id_token"].as_str().unwrap();
+        let header: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], alg);
+        let jwks = app.get("/.well-known/jwks.json").await.body;
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("the ID token's kid is published")
+            .clone();
+        assert_eq!(jwk["alg"], alg);
+        let claims: JWTClaims<Value> = if alg == "ES256" {
+            let mut point = vec![4u8];
+            point.extend(b(&jwk["x"]));
+            point.extend(b(&jwk["y"]));
+            ES256PublicKey::from_bytes(&point)
+                .unwrap()
+                .verify_token::<Value>(token, None)
+                .expect("ES256 verifies")
+        } else {
+            Ed25519PublicKey::from_bytes(&b(&jwk["x"]))
+                .unwrap()
+                .verify_token::<Value>(token, None)
+                .expect("EdDSA verifies")
+        };
+        assert_eq!(claims.subject.as_deref(), Some(user_id.as_str()));
+    }
+}
