@@ -156,7 +156,7 @@ pub(crate) async fn create_client(
 ) -> ApiResult<Response> {
     let (client, secret) = state
         .service
-        .create_client(Some(&caller), body.into(), Some(&ctx))
+        .create_client(Some(caller.user_id), body.into(), Some(&ctx))
         .await?;
     let out = ClientBody::from(&client).with_secret(secret.map(|s| s.0));
     Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -195,7 +195,7 @@ pub(crate) async fn update_client(
 ) -> ApiResult<Json<ClientBody>> {
     let client = state
         .service
-        .update_client(Some(&caller), &client_id, body.into(), Some(&ctx))
+        .update_client(Some(caller.user_id), &client_id, body.into(), Some(&ctx))
         .await?;
     Ok(Json(ClientBody::from(&client)))
 }
@@ -209,7 +209,7 @@ pub(crate) async fn rotate_client_secret(
 ) -> ApiResult<Json<SecretBody>> {
     let secret = state
         .service
-        .rotate_client_secret(Some(&caller), &client_id, Some(&ctx))
+        .rotate_client_secret(Some(caller.user_id), &client_id, Some(&ctx))
         .await?;
     Ok(Json(SecretBody {
         client_secret: secret.0,
@@ -225,7 +225,7 @@ pub(crate) async fn delete_client(
 ) -> ApiResult<StatusCode> {
     state
         .service
-        .delete_client(Some(&caller), &client_id, Some(&ctx))
+        .delete_client(Some(caller.user_id), &client_id, Some(&ctx))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,8 +6,8 @@ use super::{hash, random_token};
 use crate::domain::oauth::{
     parse_redirect_uri, ClientType, GrantType, OAuthClient, Scopes, SCOPES,
 };
-use crate::domain::{AuditKind, Tier};
-use crate::service::{Audit, Caller, Error, Paged, RequestContext, Result, Service};
+use crate::domain::{AuditKind, Tier, UserId};
+use crate::service::{Audit, Error, Paged, RequestContext, Result, Service};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::Utc;
@@ -147,7 +147,7 @@ impl Service {
     #[tracing::instrument(skip_all)]
     pub async fn create_client(
         &self,
-        actor: Option<&Caller>,
+        actor: Option<UserId>,
         input: ClientInput,
         ctx: Option<&RequestContext>,
     ) -> Result<(OAuthClient, Option<NewClientSecret>)> {
@@ -186,7 +186,7 @@ impl Service {
         self.store.insert_client(&client).await?;
         self.audit(
             Audit::new(AuditKind::OAuthClientCreated)
-                .actor(actor.map(|a| a.user_id))
+                .actor(actor)
                 .ctx(ctx)
                 .details(json!({"client_id": client.client_id, "name": client.name})),
         )
@@ -238,7 +238,7 @@ impl Service {
     #[tracing::instrument(skip_all)]
     pub async fn update_client(
         &self,
-        actor: Option<&Caller>,
+        actor: Option<UserId>,
         client_id: &str,
         input: ClientInput,
         ctx: Option<&RequestContext>,
@@ -254,7 +254,7 @@ impl Service {
         }
         self.audit(
             Audit::new(AuditKind::OAuthClientUpdated)
-                .actor(actor.map(|a| a.user_id))
+                .actor(actor)
                 .ctx(ctx)
                 .details(json!({"client_id": client.client_id})),
         )
@@ -266,7 +266,7 @@ impl Service {
     #[tracing::instrument(skip_all)]
     pub async fn rotate_client_secret(
         &self,
-        actor: Option<&Caller>,
+        actor: Option<UserId>,
         client_id: &str,
         ctx: Option<&RequestContext>,
     ) -> Result<NewClientSecret> {
@@ -285,7 +285,7 @@ impl Service {
         }
         self.audit(
             Audit::new(AuditKind::OAuthClientSecretRotated)
-                .actor(actor.map(|a| a.user_id))
+                .actor(actor)
                 .ctx(ctx)
                 .details(json!({"client_id": client.client_id})),
         )
@@ -297,7 +297,7 @@ impl Service {
     #[tracing::instrument(skip_all)]
     pub async fn delete_client(
         &self,
-        actor: Option<&Caller>,
+        actor: Option<UserId>,
         client_id: &str,
         ctx: Option<&RequestContext>,
     ) -> Result<()> {
@@ -311,7 +311,7 @@ impl Service {
         self.announce_revoked(&revoked, until).await;
         self.audit(
             Audit::new(AuditKind::OAuthClientDeleted)
-                .actor(actor.map(|a| a.user_id))
+                .actor(actor)
                 .ctx(ctx)
                 .details(json!({"client_id": client_id, "sessions": revoked})),
         )
