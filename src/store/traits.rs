@@ -169,14 +169,19 @@ pub trait LockoutStore: Send + Sync {
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot>;
-    /// Ends a reservation as a failure. Returns the lock's end when this failure reached
+    /// Ends a reservation as a failure with `identifier` (lower-cased), which is noted
+    /// for [`LockoutStore::failed_with`]. Returns the lock's end when this failure reached
     /// the threshold and locked `key` until `now + policy.duration`.
     async fn fail_attempt(
         &self,
         key: &str,
+        identifier: &str,
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Whether `identifier` was used in one of the failures `key` counts now (its window
+    /// or its lock).
+    async fn failed_with(&self, key: &str, identifier: &str) -> StoreResult<bool>;
     /// Ends a reservation as a success (the password was right): the failures start over.
     async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Ends a reservation with no verdict (a second factor asked for, an internal error).

@@ -134,6 +134,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         .arg(ms(now))
         .run(&mut tx)
         .await?;
+        sqlx::query::<DB>("DELETE FROM login_failure_identifiers WHERE at < $1 - 86400000")
+            .arg(ms(now))
+            .run(&mut tx)
+            .await?;
         sqlx::query::<DB>("DELETE FROM idempotency_keys WHERE created_at < $1")
             .arg(ms(now - chrono::Duration::hours(24)))
             .run(&mut tx)
