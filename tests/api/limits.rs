@@ -403,3 +403,56 @@ async fn an_abandoned_idempotency_claim_frees_its_key_after_a_minute() {
         IdempotencyState::Done { .. }
     ));
 }
+
+/// The limiter keys a login by the identifier the dialect's login handler signs in with,
+/// and a refresh by the token the handler rotates: a decoy field beside the real one
+/// (os-engine reads `email` before `username`, and `refreshToken`) buys no fresh bucket.
+#[tokio::test]
+async fn a_decoy_field_does_not_move_a_login_or_refresh_to_another_bucket() {
+    let app = spawn_with(|s| {
+        s.set("dialect", "os-engine")
+            .set("rate_limit", "on")
+            .set("rate_limit_login", "3/min")
+            .set("rate_limit_refresh", "2/min")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    let victim = "victim@example.com";
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": format!("decoy-{i}"), "email": victim, "password": "Wrong-pass-123"}),
+            )
+            .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "the victim's bucket counts");
+
+    app.register("refresher@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "refresher@example.com", "password": PASSWORD}),
+        )
+        .await;
+    login.assert(200, None);
+    let mut token = login.body["refreshToken"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = app
+            .post(
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": format!("decoy-{i}"), "refreshToken": token}),
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == 200 {
+            token = r.body["refreshToken"].as_str().unwrap().to_string();
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429], "the session's bucket counts");
+}
