@@ -25,6 +25,11 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// The `ADMIN_EMAIL` account was created or brought in line.
     AdminBootstrap,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    /// A passkey signed with a counter that did not increase: maybe a cloned authenticator.
+    PasskeyCloneSuspected,
 }
 
 impl AuditKind {
@@ -47,6 +52,10 @@ impl AuditKind {
             AuditKind::ApiKeyCreated => "api_key.created",
             AuditKind::ApiKeyRevoked => "api_key.revoked",
             AuditKind::AdminBootstrap => "admin.bootstrap",
+            AuditKind::PasskeyAdded => "passkey.added",
+            AuditKind::PasskeyRenamed => "passkey.renamed",
+            AuditKind::PasskeyRemoved => "passkey.removed",
+            AuditKind::PasskeyCloneSuspected => "passkey.clone_suspected",
         }
     }
 }
