@@ -360,6 +360,28 @@ impl Service {
         Ok(())
     }
 
+    /// Stand-in credential ids for `ident`, the same at every call and never none (a real
+    /// account's list never is: an empty one would mark the account as unknown). The
+    /// generator may draw none for an input; then the next derived input is tried.
+    fn decoy_credential_ids(&self, ident: &str) -> Result<Vec<CredentialId>> {
+        let ident = ident.to_lowercase();
+        for round in 0..16u8 {
+            let input = match round {
+                0 => ident.clone(),
+                n => format!("{ident}\u{0}{n}"),
+            };
+            let ids = Passkeys::fake_credential_ids(&self.passkey_decoy_key, &input)
+                .map_err(refused)?;
+            if !ids.is_empty() {
+                return Ok(ids);
+            }
+        }
+        // Not reached in practice; one HMAC-derived id keeps the shape all the same.
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.passkey_decoy_key);
+        let tag = ring::hmac::sign(&key, ident.as_bytes());
+        Ok(vec![CredentialId::from_bytes(tag.as_ref())])
+    }
+
     /// Starts a passkey sign-in. With `username` (a username or an email) its passkeys
     /// are listed, or, for an unknown account or one without passkeys, stand-ins that are
     /// the same at every call, so the answer does not tell which accounts exist. Without
@@ -375,8 +397,7 @@ impl Service {
                     None => Vec::new(),
                 };
                 Some(if ids.is_empty() {
-                    Passkeys::fake_credential_ids(&self.passkey_decoy_key, ident)
-                        .map_err(refused)?
+                    self.decoy_credential_ids(ident)?
                 } else {
                     ids
                 })
