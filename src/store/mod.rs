@@ -24,11 +24,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use sql::SqlStore;
+pub use traits::PasskeyStore;
 pub use traits::{
     ApiKeyStore, AuditStore, IdempotencyStore, KeyStore, LockoutStore, MailTokenStore, MfaStore,
     RevocationStore, SessionStore, Store, UserStore,
 };
-pub use traits::PasskeyStore;
 
 /// Which uniqueness rule a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

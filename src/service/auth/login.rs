@@ -2,8 +2,8 @@
 //! evaluated, then settled by exactly one verdict; a successful login starts a session.
 
 use super::super::Audit;
-use super::SignInMethod;
 use super::super::{Error, RequestContext, Result, Service};
+use super::SignInMethod;
 use crate::domain::lockout::{counter_key, AttemptSlot, LockoutPolicy};
 use crate::domain::session::refresh_expiry;
 use crate::domain::AuditKind;

@@ -67,7 +67,11 @@ impl From<&PasskeyRecord> for PasskeyView {
 /// which the configuration accepts but browsers refuse, turns passkeys off with a warning.
 pub fn relying_party(config: &Config) -> anyhow::Result<Option<Passkeys>> {
     let origins: Vec<&str> = config.allowed_origins.iter().map(|o| o.as_str()).collect();
-    match Passkeys::new(&config.webauthn_rp_id, &config.webauthn_rp_name, &origins[..]) {
+    match Passkeys::new(
+        &config.webauthn_rp_id,
+        &config.webauthn_rp_name,
+        &origins[..],
+    ) {
         Ok(p) => Ok(Some(p)),
         Err(e @ super::webauthn::ConfigError::RpIdIsIpAddress { .. }) => {
             tracing::warn!(error = %e, "passkeys are disabled");
@@ -137,8 +141,8 @@ impl Service {
         state: &str,
     ) -> Result<Uuid> {
         let id = Uuid::new_v4();
-        let expires_at = Utc::now()
-            + Duration::from_std(CEREMONY_TIMEOUT).expect("the ceremony timeout fits");
+        let expires_at =
+            Utc::now() + Duration::from_std(CEREMONY_TIMEOUT).expect("the ceremony timeout fits");
         self.store
             .insert_challenge(id, kind, user, state, expires_at)
             .await?;
@@ -253,12 +257,10 @@ impl Service {
             .ok_or(Error::PasskeyChallengeExpired)?;
         let state = RegistrationState::from_json(&challenge.state)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let new = rp
-            .finish_registration(&state, credential)
-            .map_err(|e| {
-                tracing::info!(error = %e, "passkey registration refused");
-                refused(e)
-            })?;
+        let new = rp.finish_registration(&state, credential).map_err(|e| {
+            tracing::info!(error = %e, "passkey registration refused");
+            refused(e)
+        })?;
         let record = PasskeyRecord {
             id: Uuid::now_v7(),
             user_id: caller.user_id,
@@ -370,8 +372,8 @@ impl Service {
                 0 => ident.clone(),
                 n => format!("{ident}\u{0}{n}"),
             };
-            let ids = Passkeys::fake_credential_ids(&self.passkey_decoy_key, &input)
-                .map_err(refused)?;
+            let ids =
+                Passkeys::fake_credential_ids(&self.passkey_decoy_key, &input).map_err(refused)?;
             if !ids.is_empty() {
                 return Ok(ids);
             }
@@ -509,8 +511,7 @@ impl Service {
         tracing::info!(error = %e, "passkey sign-in refused");
         let user = record.map(|r| r.user_id);
         if e.is_clone_suspected() {
-            if let (Some(r), PasskeyError::CounterRegression { stored, presented }) = (record, &e)
-            {
+            if let (Some(r), PasskeyError::CounterRegression { stored, presented }) = (record, &e) {
                 self.audit(
                     Audit::new(AuditKind::PasskeyCloneSuspected)
                         .user(r.user_id)

@@ -85,7 +85,10 @@ impl<DB: Backend> PasskeyStore for SqlStore<DB> {
         }
         let user: Option<String> = row.col("user_id")?;
         let user_id = match user {
-            Some(u) => Some(UserId(super::parse_uuid(&u, "webauthn_challenges.user_id")?)),
+            Some(u) => Some(UserId(super::parse_uuid(
+                &u,
+                "webauthn_challenges.user_id",
+            )?)),
             None => None,
         };
         Ok(Some(Challenge {
@@ -112,12 +115,11 @@ impl<DB: Backend> PasskeyStore for SqlStore<DB> {
         if taken.is_some() {
             return Ok(PasskeyInsert::Exists);
         }
-        let count: i64 =
-            sqlx::query::<DB>("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = $1")
-                .arg(uid.as_str())
-                .one(&mut tx)
-                .await?
-                .col("n")?;
+        let count: i64 = sqlx::query::<DB>("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = $1")
+            .arg(uid.as_str())
+            .one(&mut tx)
+            .await?
+            .col("n")?;
         if count >= max_per_user {
             return Ok(PasskeyInsert::Limit);
         }
@@ -200,11 +202,12 @@ impl<DB: Backend> PasskeyStore for SqlStore<DB> {
             .arg(uid.as_str())
             .run(&mut tx)
             .await?;
-        let mine = sqlx::query::<DB>("SELECT 1 AS one FROM passkeys WHERE id = $1 AND user_id = $2")
-            .arg(id.to_string())
-            .arg(uid.as_str())
-            .optional(&mut tx)
-            .await?;
+        let mine =
+            sqlx::query::<DB>("SELECT 1 AS one FROM passkeys WHERE id = $1 AND user_id = $2")
+                .arg(id.to_string())
+                .arg(uid.as_str())
+                .optional(&mut tx)
+                .await?;
         if mine.is_none() {
             return Ok(PasskeyRemoval::NotFound);
         }

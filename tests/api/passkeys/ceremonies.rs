@@ -24,10 +24,7 @@ async fn add_list_rename_and_remove_passkeys() {
     assert_eq!(pk["rp"]["id"], "localhost");
     assert_eq!(pk["rp"]["name"], "tradeauth");
     assert_eq!(pk["user"]["name"], email.as_str());
-    assert_eq!(
-        pk["authenticatorSelection"]["userVerification"],
-        "required"
-    );
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
     assert_eq!(pk["attestation"], "none");
     assert!(pk["excludeCredentials"]
         .as_array()
@@ -184,13 +181,9 @@ async fn sign_in_with_and_without_a_username() {
         assert_eq!(keys(&r.body), keys(&login));
         let at = access(&r.body);
         assert_eq!(claims(&at)["sub"], user_id);
-        app.get_auth("/api/v1/auth/me", &at)
-            .await
-            .assert(200, None);
+        app.get_auth("/api/v1/auth/me", &at).await.assert(200, None);
         // Its refresh token works like any other.
-        app.refresh(&refresh_token(&r.body))
-            .await
-            .assert(200, None);
+        app.refresh(&refresh_token(&r.body)).await.assert(200, None);
     }
 
     // Without a username: a discoverable request; the user handle names the account.
@@ -234,8 +227,8 @@ async fn a_passkey_is_a_second_factor_no_totp_step_after_it() {
         .post_auth("/api/v1/auth/mfa/totp/setup", &at, None)
         .await;
     setup.assert(200, None);
-    let totp = totp_rs::TOTP::from_url_unchecked(setup.body["otpauth_url"].as_str().unwrap())
-        .unwrap();
+    let totp =
+        totp_rs::TOTP::from_url_unchecked(setup.body["otpauth_url"].as_str().unwrap()).unwrap();
     app.post_auth(
         "/api/v1/auth/mfa/totp/enable",
         &at,
@@ -333,10 +326,7 @@ async fn cookie_mode_gives_what_a_password_login_gives() {
         assert!(passkey.body.get("access_token").is_none());
         assert!(passkey.body.get("refresh_token").is_none());
         assert!(passkey.body["csrf_token"].is_string());
-        assert_eq!(
-            passkey.header("cache-control").as_deref(),
-            Some("no-store")
-        );
+        assert_eq!(passkey.header("cache-control").as_deref(), Some("no-store"));
         let shapes = cookie_shapes(&passkey.headers);
         assert_eq!(shapes, cookie_shapes(&password.headers));
         let names: Vec<&str> = shapes.iter().map(|(n, _)| n.as_str()).collect();

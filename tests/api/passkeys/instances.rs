@@ -23,9 +23,15 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
     let started = start_registration(&a, &at).await;
     started.assert(200, None);
     let credential = auth.create(&started.body["options"]).unwrap();
-    finish_registration(&b, &at, &started.body["challenge_id"], "Laptop", credential.clone())
-        .await
-        .assert(201, None);
+    finish_registration(
+        &b,
+        &at,
+        &started.body["challenge_id"],
+        "Laptop",
+        credential.clone(),
+    )
+    .await
+    .assert(201, None);
     // Spent everywhere.
     finish_registration(&a, &at, &started.body["challenge_id"], "Again", credential)
         .await

@@ -47,10 +47,19 @@ async fn a_registration_without_user_verification_is_refused() {
     // The request is checked before the challenge is spent.
     let started = start_registration(&app, &at).await;
     let credential = authenticator().create(&started.body["options"]).unwrap();
-    for (name, code) in [("", "validation_error"), (&"n".repeat(65)[..], "validation_error")] {
-        finish_registration(&app, &at, &started.body["challenge_id"], name, credential.clone())
-            .await
-            .assert(400, Some(code));
+    for (name, code) in [
+        ("", "validation_error"),
+        (&"n".repeat(65)[..], "validation_error"),
+    ] {
+        finish_registration(
+            &app,
+            &at,
+            &started.body["challenge_id"],
+            name,
+            credential.clone(),
+        )
+        .await
+        .assert(400, Some(code));
     }
     finish_registration(&app, &at, &started.body["challenge_id"], "Fine", credential)
         .await
@@ -64,8 +73,16 @@ async fn assertions_failing_a_check_are_invalid_passkey() {
     type Bend = fn(&mut SoftAuthenticator);
     let cases: [(&str, Bend, bool); 5] = [
         ("missing UV", |a| a.user_verified = false, true),
-        ("wrong origin", |a| a.origin = "https://evil.example".into(), true),
-        ("wrong RP ID hash", |a| a.rp_id_override = Some("evil.example".into()), true),
+        (
+            "wrong origin",
+            |a| a.origin = "https://evil.example".into(),
+            true,
+        ),
+        (
+            "wrong RP ID hash",
+            |a| a.rp_id_override = Some("evil.example".into()),
+            true,
+        ),
         ("bad signature", |a| a.bad_signature = true, true),
         // Username-less, the user handle is what names the account.
         ("no user handle", |a| a.omit_user_handle = true, false),
@@ -97,9 +114,9 @@ async fn assertions_failing_a_check_are_invalid_passkey() {
     r.assert(200, None);
     let failed = events(&app, &access(&r.body), "login.failed").await;
     assert_eq!(failed.len(), 5, "{failed:?}");
-    assert!(failed
-        .iter()
-        .all(|e| e["details"]["reason"] == "invalid_passkey" && e["details"]["method"] == "passkey"));
+    assert!(failed.iter().all(
+        |e| e["details"]["reason"] == "invalid_passkey" && e["details"]["method"] == "passkey"
+    ));
 }
 
 #[tokio::test]
@@ -121,9 +138,13 @@ async fn a_challenge_is_single_use_and_must_be_ours() {
     r.assert(400, Some("passkey_challenge_expired"));
     assert!(r.body["details"]["challenge_id"].is_string());
     // Unknown, malformed, missing.
-    finish_login(&app, &json!(uuid::Uuid::new_v4().to_string()), fresh.clone())
-        .await
-        .assert(400, Some("passkey_challenge_expired"));
+    finish_login(
+        &app,
+        &json!(uuid::Uuid::new_v4().to_string()),
+        fresh.clone(),
+    )
+    .await
+    .assert(400, Some("passkey_challenge_expired"));
     finish_login(&app, &json!("not-a-challenge"), fresh.clone())
         .await
         .assert(400, Some("passkey_challenge_expired"));
@@ -142,9 +163,15 @@ async fn a_challenge_is_single_use_and_must_be_ours() {
         .assert(400, Some("passkey_challenge_expired"));
     let login_challenge = start_login(&app, None).await;
     let credential = authenticator().create(&reg.body["options"]).unwrap();
-    finish_registration(&app, &at, &login_challenge.body["challenge_id"], "X", credential)
-        .await
-        .assert(400, Some("passkey_challenge_expired"));
+    finish_registration(
+        &app,
+        &at,
+        &login_challenge.body["challenge_id"],
+        "X",
+        credential,
+    )
+    .await
+    .assert(400, Some("passkey_challenge_expired"));
     // Another account's registration challenge is not this account's.
     let (_, other) = app.new_user().await;
     let theirs = start_registration(&app, &access(&other)).await;
@@ -319,11 +346,17 @@ async fn disabled_and_unverified_accounts_are_refused_after_a_valid_assertion() 
     add_passkey(&app, &access(&login), &mut auth, "Key")
         .await
         .assert(201, None);
-    let user = format!("/api/v1/admin/users/{}", login["user"]["id"].as_str().unwrap());
+    let user = format!(
+        "/api/v1/admin/users/{}",
+        login["user"]["id"].as_str().unwrap()
+    );
 
     for (patch, code) in [
         (json!({"is_active": false}), "account_disabled"),
-        (json!({"is_active": true, "is_verified": false}), "email_not_verified"),
+        (
+            json!({"is_active": true, "is_verified": false}),
+            "email_not_verified",
+        ),
     ] {
         app.patch_auth(&user, &admin_at, patch)
             .await
@@ -363,7 +396,10 @@ async fn wrong_assertions_do_not_count_toward_the_password_lockout() {
     }
     let state = app
         .get_auth(
-            &format!("/api/v1/admin/users/{}", login["user"]["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/admin/users/{}",
+                login["user"]["id"].as_str().unwrap()
+            ),
             &access(&admin),
         )
         .await;
@@ -403,10 +439,7 @@ async fn adding_a_passkey_needs_a_recent_sign_in() {
         .await
         .assert(201, None);
     // The service's rule, for the other callers that need it.
-    let caller = app
-        .service
-        .check_access_token(&access(&r.body))
-        .unwrap();
+    let caller = app.service.check_access_token(&access(&r.body)).unwrap();
     assert!(app
         .service
         .require_recent_auth(&caller, chrono::Duration::minutes(10))
@@ -414,11 +447,7 @@ async fn adding_a_passkey_needs_a_recent_sign_in() {
         .is_ok());
     // An API key never proved anything interactively.
     let key = app
-        .post_auth(
-            "/api/v1/auth/api-keys",
-            &at,
-            Some(json!({"name": "bot"})),
-        )
+        .post_auth("/api/v1/auth/api-keys", &at, Some(json!({"name": "bot"})))
         .await;
     key.assert(201, None);
     let r = into_resp(
@@ -451,7 +480,10 @@ async fn the_last_passkey_of_an_account_without_a_password_stays() {
     let second = add_passkey(&app, &at, &mut authenticator(), "Spare").await;
     second.assert(201, None);
     app.delete_auth(&first_path, &at).await.assert(204, None);
-    let second_path = format!("/api/v1/auth/passkeys/{}", second.body["id"].as_str().unwrap());
+    let second_path = format!(
+        "/api/v1/auth/passkeys/{}",
+        second.body["id"].as_str().unwrap()
+    );
     app.delete_auth(&second_path, &at)
         .await
         .assert(422, Some("last_credential"));
