@@ -30,6 +30,8 @@ pub enum AuditKind {
     PasskeyRemoved,
     /// A passkey signed with a counter that did not increase: maybe a cloned authenticator.
     PasskeyCloneSuspected,
+    /// An admin rotated the token-signing keys (`details.kid`: the new active key).
+    SigningKeyRotated,
 }
 
 impl AuditKind {
@@ -56,6 +58,7 @@ impl AuditKind {
             AuditKind::PasskeyRenamed => "passkey.renamed",
             AuditKind::PasskeyRemoved => "passkey.removed",
             AuditKind::PasskeyCloneSuspected => "passkey.clone_suspected",
+            AuditKind::SigningKeyRotated => "signing_key.rotated",
         }
     }
 }

@@ -449,3 +449,53 @@ async fn next_json(ws: &mut Ws) -> serde_json::Value {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// The `kid` in a JWT's header.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["kid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_rotation_on_one_instance_is_published_and_signed_with_everywhere_within_a_second() {
+    if !services_available("the key-rotation fan-out test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let apps = cluster(3, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let (_, admin) = a.user_with_tier(4).await;
+    let (email, _) = a.new_user().await;
+    let before = a.get("/.well-known/jwks.json").await.body;
+
+    let r = a
+        .post_auth(
+            "/api/v1/admin/signing-keys/rotate",
+            &access(&admin),
+            None,
+        )
+        .await;
+    r.assert(200, None);
+    let kid = r.body["kid"].as_str().unwrap().to_string();
+    let jwks = a.get("/.well-known/jwks.json").await.body;
+    assert_ne!(jwks, before, "A publishes the new standby");
+
+    for other in [b, c] {
+        within(Duration::from_secs(1), || async {
+            other.get("/.well-known/jwks.json").await.body == jwks
+        })
+        .await;
+        let login = other.login(&email, PASSWORD).await;
+        login.assert(200, None);
+        assert_eq!(kid_of(&access(&login.body)), kid, "signs with the new key");
+        // And every instance accepts it.
+        a.get_auth("/api/v1/auth/verify", &access(&login.body))
+            .await
+            .assert(204, None);
+    }
+}
