@@ -139,7 +139,9 @@ impl Service {
             let mut new: Vec<&str> = keys
                 .iter()
                 .filter(|k| k.alg == alg)
-                .filter(|k| !(k.state == KeyState::Retired && k.retire_at.is_some_and(|t| t <= now)))
+                .filter(|k| {
+                    !(k.state == KeyState::Retired && k.retire_at.is_some_and(|t| t <= now))
+                })
                 .map(|k| k.kid.as_str())
                 .collect();
             old.sort_unstable();

@@ -474,11 +474,7 @@ async fn a_rotation_on_one_instance_is_published_and_signed_with_everywhere_with
     let before = a.get("/.well-known/jwks.json").await.body;
 
     let r = a
-        .post_auth(
-            "/api/v1/admin/signing-keys/rotate",
-            &access(&admin),
-            None,
-        )
+        .post_auth("/api/v1/admin/signing-keys/rotate", &access(&admin), None)
         .await;
     r.assert(200, None);
     let kid = r.body["kid"].as_str().unwrap().to_string();

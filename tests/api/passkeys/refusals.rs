@@ -523,3 +523,38 @@ async fn a_username_first_start_does_not_tell_which_accounts_exist() {
         assert_eq!(shape(&r.body), shape(&known.body), "ghost{i}");
     }
 }
+
+#[tokio::test]
+async fn passkey_sign_in_is_rate_limited_as_login() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login", "3/min")
+            .set("rate_limit_login_ip", "100/min")
+    })
+    .await;
+    // Start, per identifier (as a password login's bucket).
+    for _ in 0..3 {
+        start_login(&app, Some("who@example.com"))
+            .await
+            .assert(200, None);
+    }
+    let r = start_login(&app, Some("who@example.com")).await;
+    r.assert(429, Some("rate_limited"));
+    assert!(r.header("retry-after").is_some());
+    assert!(r.body["retry_after"].as_u64().is_some_and(|s| s >= 1));
+    // Finish: every request counts, refused or not.
+    let assertion = json!({"id": "AA", "rawId": "AA", "type": "public-key", "response": {}});
+    for _ in 0..3 {
+        let r = finish_login(
+            &app,
+            &json!(uuid::Uuid::new_v4().to_string()),
+            assertion.clone(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.header("ratelimit-limit").is_some());
+    }
+    finish_login(&app, &json!(uuid::Uuid::new_v4().to_string()), assertion)
+        .await
+        .assert(429, Some("rate_limited"));
+}
