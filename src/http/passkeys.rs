@@ -96,6 +96,7 @@ impl From<Started> for CeremonyBody {
 pub struct FinishRegistration {
     pub challenge_id: Option<String>,
     /// 1–64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
     /// `RegistrationResponseJSON` (`credential.toJSON()`).
     #[schema(value_type = Object)]
@@ -106,6 +107,7 @@ pub struct FinishRegistration {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RenamePasskey {
     /// 1–64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
 }
 

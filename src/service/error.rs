@@ -168,6 +168,8 @@ impl Error {
             Error::InvalidMailToken => one("token"),
             Error::InvalidMfaCode { at_login: false } => one("code"),
             Error::PasskeyChallengeExpired => one("challenge_id"),
+            Error::PasskeyLimit { .. } => one("credential"),
+            Error::LastCredential => one("id"),
             _ => None,
         }
     }
