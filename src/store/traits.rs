@@ -166,6 +166,15 @@ pub trait LockoutStore: Send + Sync {
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot>;
+    /// What [`LockoutStore::reserve_attempt`] would answer at `now`, read without writing:
+    /// `Allowed` only says a slot looks free (reserve to take it). Waiting logins poll
+    /// this, so a queue of them adds no writes to the single writer.
+    async fn peek_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot>;
     /// Ends a reservation as a failure. Returns the lock's end when this failure reached
     /// the threshold and locked `key` until `now + policy.duration`.
     async fn fail_attempt(

@@ -131,6 +131,8 @@ impl Service {
         // The attempt is reserved before the password is evaluated, so however many
         // guesses arrive at once, no more reach the hash than failures are still allowed.
         // One beyond that waits for an attempt in flight to end (`domain::lockout`).
+        // The wait reads (`peek_attempt`) and writes again only when a slot looks free, so
+        // a queue of waiting logins adds no writes to the store's single writer.
         let waiting = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(5);
         let now = loop {
@@ -140,14 +142,21 @@ impl Service {
                 AttemptSlot::Locked { until } => {
                     return Err(self.refused_locked(&user, until, ctx).await)
                 }
-                AttemptSlot::Busy if waiting.elapsed() < std::time::Duration::from_secs(10) => {
+                AttemptSlot::Busy => loop {
+                    if waiting.elapsed() >= std::time::Duration::from_secs(10) {
+                        self.metrics.login("rate_limited");
+                        return Err(Error::RateLimited { retry_after: 1 });
+                    }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(100));
-                }
-                AttemptSlot::Busy => {
-                    self.metrics.login("rate_limited");
-                    return Err(Error::RateLimited { retry_after: 1 });
-                }
+                    match self.store.peek_attempt(&key, Utc::now(), &policy).await? {
+                        AttemptSlot::Busy => continue,
+                        AttemptSlot::Locked { until } => {
+                            return Err(self.refused_locked(&user, until, ctx).await)
+                        }
+                        AttemptSlot::Allowed => break,
+                    }
+                },
             }
         };
         let attempt = Reservation {

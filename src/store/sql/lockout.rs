@@ -101,6 +101,50 @@ impl<DB: Backend> LockoutStore for SqlStore<DB> {
         })
     }
 
+    async fn peek_attempt(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot> {
+        let row = sqlx::query::<DB>(
+            "SELECT failures, window_start, locked_until, pending, pending_at \
+             FROM login_attempts WHERE key = $1",
+        )
+        .arg(key)
+        .optional(&mut *self.reader().await?)
+        .await?;
+        let Some(row) = row else {
+            return Ok(AttemptSlot::Allowed);
+        };
+        let now_ms = ms(now);
+        let failures: i64 = row.col("failures")?;
+        let window_start: i64 = row.col("window_start")?;
+        let locked: Option<i64> = row.col("locked_until")?;
+        let pending: i64 = row.col("pending")?;
+        let pending_at: i64 = row.col("pending_at")?;
+        // The same arithmetic as RESERVE's (LOCKED, RESET, F and P).
+        if let Some(until) = locked.filter(|&l| l > now_ms) {
+            return Ok(AttemptSlot::Locked {
+                until: from_ms(until),
+            });
+        }
+        let reset = locked.is_some() || window_start <= now_ms - policy.window.num_milliseconds();
+        let f = if reset { 0 } else { failures };
+        let p = if pending_at <= now_ms - RESERVATION_TTL.num_milliseconds() {
+            0
+        } else {
+            pending
+        };
+        let threshold = policy.threshold as i64;
+        // F at the threshold without a lock: RESERVE locks; let it.
+        Ok(if f >= threshold || f + p < threshold {
+            AttemptSlot::Allowed
+        } else {
+            AttemptSlot::Busy
+        })
+    }
+
     async fn fail_attempt(
         &self,
         key: &str,
