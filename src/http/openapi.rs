@@ -57,6 +57,10 @@ impl Modify for Security {
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
+        super::passkeys::start_registration, super::passkeys::finish_registration,
+        super::passkeys::list_passkeys, super::passkeys::rename_passkey,
+        super::passkeys::remove_passkey, super::passkeys::start_login,
+        super::passkeys::finish_login,
     ),
     modifiers(&Security),
     tags(
@@ -69,6 +73,7 @@ impl Modify for Security {
         (name = "admin", description = "Tier 4 only"),
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "websocket", description = "The authenticated WebSocket"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): add, manage, sign in"),
     )
 )]
 pub struct ApiDoc;

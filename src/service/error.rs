@@ -79,6 +79,20 @@ pub enum Error {
     NotReady(BTreeMap<String, String>),
     #[error("internal error")]
     Internal(String),
+    /// A passkey assertion (or registration response) that fails a check; the reason is
+    /// logged, never sent.
+    #[error("the passkey could not be verified")]
+    InvalidPasskey,
+    #[error("the passkey challenge is unknown, used or expired; start again")]
+    PasskeyChallengeExpired,
+    #[error("this passkey is already registered")]
+    PasskeyExists,
+    #[error("the account already has the maximum of {max} passkeys")]
+    PasskeyLimit { max: i64 },
+    #[error("this is the account's last way to sign in: add a password or another passkey first")]
+    LastCredential,
+    #[error("please sign in again to confirm it is you, then retry")]
+    ReauthenticationRequired,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -121,6 +135,12 @@ impl Error {
             RateLimited { .. } => "rate_limited",
             Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
+            InvalidPasskey => "invalid_passkey",
+            PasskeyChallengeExpired => "passkey_challenge_expired",
+            PasskeyExists => "passkey_exists",
+            PasskeyLimit { .. } => "passkey_limit",
+            LastCredential => "last_credential",
+            ReauthenticationRequired => "reauthentication_required",
         }
     }
 
@@ -147,6 +167,9 @@ impl Error {
             Error::TierNotAllowed(_) => one("permission_tier"),
             Error::InvalidMailToken => one("token"),
             Error::InvalidMfaCode { at_login: false } => one("code"),
+            Error::PasskeyChallengeExpired => one("challenge_id"),
+            Error::PasskeyLimit { .. } => one("credential"),
+            Error::LastCredential => one("id"),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 
 use super::super::Audit;
 use super::super::{Error, RequestContext, Result, Service};
+use super::SignInMethod;
 use crate::domain::lockout::{counter_key, AttemptSlot, LockoutPolicy};
 use crate::domain::session::refresh_expiry;
 use crate::domain::AuditKind;
@@ -257,28 +258,10 @@ impl Service {
                 .await?;
             return Err(Error::InvalidCredentials);
         };
-        if !user.is_active {
+        if let Err(refusal) = self.admit(&user, SignInMethod::Password, ctx).await {
             // The password was right: not a failure.
             attempt.succeed(now).await?;
-            self.audit(
-                Audit::new(AuditKind::LoginFailed)
-                    .user(user.id)
-                    .ctx(ctx)
-                    .details(json!({"reason": "account_disabled"})),
-            )
-            .await;
-            return Err(Error::AccountDisabled);
-        }
-        if self.config.require_email_verification && !user.is_verified {
-            attempt.succeed(now).await?;
-            self.audit(
-                Audit::new(AuditKind::LoginFailed)
-                    .user(user.id)
-                    .ctx(ctx)
-                    .details(json!({"reason": "email_not_verified"})),
-            )
-            .await;
-            return Err(Error::EmailNotVerified);
+            return Err(refusal);
         }
         if user.mfa_enabled {
             let totp = input.totp_code.as_deref().filter(|c| !c.trim().is_empty());
@@ -305,15 +288,9 @@ impl Service {
                 Err(e) => tracing::warn!(error = %e, "rehash failed"),
             }
         }
-        let issued = self.start_session(user, input.remember_me, ctx).await?;
-        self.audit(
-            Audit::new(AuditKind::LoginSucceeded)
-                .user(issued.user.id)
-                .actor(issued.user.id)
-                .ctx(ctx)
-                .details(json!({"session_id": issued.session_id})),
-        )
-        .await;
+        let issued = self
+            .sign_in(user, input.remember_me, SignInMethod::Password, ctx)
+            .await?;
         Ok(issued)
     }
 
@@ -355,7 +332,7 @@ impl Service {
         }
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         mut user: User,
         remember_me: bool,
