@@ -44,6 +44,9 @@ pub struct Metrics {
     /// Cookie-authenticated requests refused by the CSRF rules, by reason (`origin`,
     /// `token`).
     pub csrf_refusals: IntCounterVec,
+    /// Finished passkey ceremonies by ceremony (`register`, `login`) and outcome
+    /// (`succeeded`, or the error code answered).
+    pub passkeys: IntCounterVec,
 }
 
 impl Metrics {
@@ -110,6 +113,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let passkeys = IntCounterVec::new(
+            Opts::new(
+                "passkey_ceremonies_total",
+                "Finished passkey ceremonies by ceremony and outcome",
+            ),
+            &["ceremony", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -121,6 +132,7 @@ impl Metrics {
             Box::new(hash_queue.clone()),
             Box::new(websockets.clone()),
             Box::new(csrf_refusals.clone()),
+            Box::new(passkeys.clone()),
         ] {
             registry.register(c).expect("metrics register once");
         }
@@ -131,6 +143,9 @@ impl Metrics {
         }
         for reason in ["origin", "token"] {
             csrf_refusals.with_label_values(&[reason]);
+        }
+        for ceremony in ["register", "login"] {
+            passkeys.with_label_values(&[ceremony, "succeeded"]);
         }
         Self {
             registry,
@@ -144,6 +159,7 @@ impl Metrics {
             hash_queue,
             websockets,
             csrf_refusals,
+            passkeys,
         }
     }
 

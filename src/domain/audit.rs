@@ -38,6 +38,11 @@ pub enum AuditKind {
     OAuthClientUpdated,
     OAuthClientSecretRotated,
     OAuthClientDeleted,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    /// A passkey signed with a counter that did not increase: maybe a cloned authenticator.
+    PasskeyCloneSuspected,
     /// An admin rotated the token-signing keys (`details.kid`: the new active key).
     SigningKeyRotated,
 }
@@ -70,6 +75,10 @@ impl AuditKind {
             AuditKind::OAuthClientUpdated => "oauth_client.updated",
             AuditKind::OAuthClientSecretRotated => "oauth_client.secret_rotated",
             AuditKind::OAuthClientDeleted => "oauth_client.deleted",
+            AuditKind::PasskeyAdded => "passkey.added",
+            AuditKind::PasskeyRenamed => "passkey.renamed",
+            AuditKind::PasskeyRemoved => "passkey.removed",
+            AuditKind::PasskeyCloneSuspected => "passkey.clone_suspected",
             AuditKind::SigningKeyRotated => "signing_key.rotated",
         }
     }

@@ -66,6 +66,11 @@ pub fn status(error: &Error) -> StatusCode {
         RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Unavailable(_) | NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        InvalidPasskey => StatusCode::UNAUTHORIZED,
+        PasskeyChallengeExpired => StatusCode::BAD_REQUEST,
+        PasskeyExists => StatusCode::CONFLICT,
+        PasskeyLimit { .. } | LastCredential => StatusCode::UNPROCESSABLE_ENTITY,
+        ReauthenticationRequired => StatusCode::FORBIDDEN,
     }
 }
 

@@ -61,6 +61,10 @@ impl Modify for Security {
         super::oauth::clients::get_client, super::oauth::clients::update_client,
         super::oauth::clients::rotate_client_secret, super::oauth::clients::delete_client,
         super::oauth::clients::list_grants, super::oauth::clients::revoke_grant,
+        super::passkeys::start_registration, super::passkeys::finish_registration,
+        super::passkeys::list_passkeys, super::passkeys::rename_passkey,
+        super::passkeys::remove_passkey, super::passkeys::start_login,
+        super::passkeys::finish_login,
     ),
     modifiers(&Security),
     tags(
@@ -74,6 +78,7 @@ impl Modify for Security {
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "websocket", description = "The authenticated WebSocket"),
         (name = "oauth", description = "OAuth clients (tier 4) and the caller's grants to them"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): add, manage, sign in"),
     )
 )]
 pub struct ApiDoc;

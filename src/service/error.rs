@@ -81,6 +81,20 @@ pub enum Error {
     Internal(String),
     #[error("an OAuth client-credentials token cannot act for a user here")]
     ClientNotAllowed,
+    /// A passkey assertion (or registration response) that fails a check; the reason is
+    /// logged, never sent.
+    #[error("the passkey could not be verified")]
+    InvalidPasskey,
+    #[error("the passkey challenge is unknown, used or expired; start again")]
+    PasskeyChallengeExpired,
+    #[error("this passkey is already registered")]
+    PasskeyExists,
+    #[error("the account already has the maximum of {max} passkeys")]
+    PasskeyLimit { max: i64 },
+    #[error("this is the account's last way to sign in: add a password or another passkey first")]
+    LastCredential,
+    #[error("please sign in again to confirm it is you, then retry")]
+    ReauthenticationRequired,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -124,6 +138,12 @@ impl Error {
             Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
             ClientNotAllowed => "client_not_allowed",
+            InvalidPasskey => "invalid_passkey",
+            PasskeyChallengeExpired => "passkey_challenge_expired",
+            PasskeyExists => "passkey_exists",
+            PasskeyLimit { .. } => "passkey_limit",
+            LastCredential => "last_credential",
+            ReauthenticationRequired => "reauthentication_required",
         }
     }
 
@@ -150,6 +170,9 @@ impl Error {
             Error::TierNotAllowed(_) => one("permission_tier"),
             Error::InvalidMailToken => one("token"),
             Error::InvalidMfaCode { at_login: false } => one("code"),
+            Error::PasskeyChallengeExpired => one("challenge_id"),
+            Error::PasskeyLimit { .. } => one("credential"),
+            Error::LastCredential => one("id"),
             _ => None,
         }
     }
@@ -225,6 +248,10 @@ impl From<anyhow::Error> for Error {
     fn from(e: anyhow::Error) -> Self {
         if e.downcast_ref::<super::passwords::Overloaded>().is_some() {
             return Error::Unavailable(e.to_string());
+        }
+        // A store error that travelled as `anyhow` (key rotation) keeps its meaning.
+        if let Some(crate::store::StoreError::Unavailable(m)) = e.downcast_ref() {
+            return Error::Unavailable(m.clone());
         }
         Error::Internal(format!("{e:#}"))
     }

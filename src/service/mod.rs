@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod passwords;
 pub mod verification;
 pub mod webauthn;
@@ -290,6 +291,12 @@ pub struct Service {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// The keys that sign ID tokens (`oauth::keys`).
     id_keys: oauth::IdKeys,
+    /// The WebAuthn relying party; `None` when the RP ID is an IP address (browsers refuse
+    /// those, so passkeys are off and their endpoints answer 404).
+    webauthn: Option<webauthn::Passkeys>,
+    /// Derives the stand-in credential ids a username-first passkey sign-in lists for an
+    /// account that does not exist, the same on every instance.
+    passkey_decoy_key: Vec<u8>,
 }
 
 impl Service {
@@ -420,6 +427,9 @@ pub async fn build(
         .try_into()
         .map_err(|_| anyhow::anyhow!("the stored page_seal_key is not 32 bytes"))?;
     let sealer = Sealer::new(&seal_key);
+    let webauthn = passkeys::relying_party(&config)?;
+    let fresh: [u8; 32] = rand::random();
+    let passkey_decoy_key = store.secret("passkey_decoy_key", &fresh).await?;
     let revocations = Arc::new(RevocationList::default());
     // In pages, so a start with many revocations never holds them all as rows at once.
     loop {
@@ -501,5 +511,7 @@ pub async fn build(
         metrics,
         user_cache: UserCache::default(),
         id_keys,
+        webauthn,
+        passkey_decoy_key,
     }))
 }

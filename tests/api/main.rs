@@ -19,6 +19,7 @@ mod mfa;
 mod oauth;
 mod openapi;
 mod pages;
+mod passkeys;
 mod refresh;
 mod restart;
 mod scaleout;

@@ -407,6 +407,19 @@ async fn postgres_refusing_resetting_or_hanging_gives_503_then_recovers() {
                 app.get_auth("/api/v1/admin/users", &admin_at).await,
             ),
             ("readyz", app.get("/readyz").await),
+            (
+                "rotate",
+                app.post_auth("/api/v1/admin/signing-keys/rotate", &admin_at, None)
+                    .await,
+            ),
+            (
+                "reset confirm",
+                app.post(
+                    "/api/v1/auth/password-reset/confirm",
+                    json!({"token": "x".repeat(43), "new_password": "Another-pass-123"}),
+                )
+                .await,
+            ),
         ];
         for (what, r) in answers {
             assert_eq!(
@@ -654,4 +667,38 @@ async fn the_last_admin_guard_holds_under_concurrent_removals_on_two_instances()
             y
         };
     }
+}
+
+/// A password reset or verification resend answers before it looks the address up: a
+/// known and an unknown address get the same 202 even while the database does not answer
+/// (the lookup, the token and the mail happen after the answer).
+#[tokio::test]
+async fn mail_requests_answer_before_looking_the_address_up() {
+    if !services_available("the mail-request timing test").await {
+        return;
+    }
+    let mut proxy = Proxy::start(5432).await;
+    let direct = pg_schema_url().await;
+    let db = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let apps = cluster(1, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let app = &apps[0];
+    let (known, _) = app.new_user().await;
+    proxy.fail(Fault::Hang);
+    for email in [known.as_str(), "nobody-here@example.com"] {
+        for path in [
+            "/api/v1/auth/password-reset",
+            "/api/v1/auth/verify-email/resend",
+        ] {
+            let r = app.post(path, json!({ "email": email })).await;
+            r.assert(202, None);
+        }
+    }
+    // A malformed address is still told at once.
+    app.post(
+        "/api/v1/auth/password-reset",
+        json!({"email": "not-an-address"}),
+    )
+    .await
+    .assert(400, Some("validation_error"));
+    proxy.heal();
 }

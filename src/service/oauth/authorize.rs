@@ -309,13 +309,15 @@ impl Service {
         let mut signed_in = None;
         if let Some(caller) = caller {
             if let Some(sid) = caller.session_id() {
-                if let Some(session) = self
+                // When the session last proved a password or passkey (its sign-in, or a
+                // later re-authentication).
+                if let Some(at) = self
                     .store
-                    .session(sid)
+                    .session_authenticated_at(sid)
                     .await
                     .map_err(|e| server_error(e.into()))?
                 {
-                    signed_in = Some((caller, session.created_at));
+                    signed_in = Some((caller, at));
                 }
             }
         }
@@ -441,15 +443,15 @@ impl Service {
             ));
         }
         let user = self.user(caller.user_id).await.map_err(server_error)?;
-        let session = match caller.session_id() {
+        let auth_time = match caller.session_id() {
             Some(sid) => self
                 .store
-                .session(sid)
+                .session_authenticated_at(sid)
                 .await
                 .map_err(|e| server_error(e.into()))?,
             None => None,
         };
-        let Some(session) = session else {
+        let Some(auth_time) = auth_time else {
             return Err(AuthorizeError::Page(
                 "Sign in again, then start over.".into(),
             ));
@@ -484,7 +486,7 @@ impl Service {
                 })),
         )
         .await;
-        self.issue_code(&c, &user, scope, session.created_at, ctx)
+        self.issue_code(&c, &user, scope, auth_time, ctx)
             .await
             .map_err(server_error)
     }

@@ -148,9 +148,21 @@ impl<DB: Backend> LockoutStore for SqlStore<DB> {
     async fn fail_attempt(
         &self,
         key: &str,
+        identifier: &str,
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<Option<DateTime<Utc>>> {
+        // Noted first, so an attempt that sees the lock this failure may set also sees
+        // which identifiers it answers.
+        sqlx::query::<DB>(
+            "INSERT INTO login_failure_identifiers (key, identifier, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key, identifier) DO UPDATE SET at = $3",
+        )
+        .arg(key)
+        .arg(identifier)
+        .arg(ms(now))
+        .run(&mut *self.writer().await?)
+        .await?;
         let until = now + policy.duration;
         let row = sqlx::query::<DB>(&FAIL)
             .arg(key)
@@ -165,6 +177,21 @@ impl<DB: Backend> LockoutStore for SqlStore<DB> {
         // This failure locked the account when it set the lock that is there now.
         let locked_now = failures >= policy.threshold as i64 && locked == Some(ms(until));
         Ok(locked_now.then(|| from_ms(ms(until))))
+    }
+
+    async fn failed_with(&self, key: &str, identifier: &str) -> StoreResult<bool> {
+        // A failure counts from its window's start on (`FAIL` restarts the window at the
+        // first failure after a reset, a success or an unlock).
+        let row = sqlx::query::<DB>(
+            "SELECT COUNT(*) AS n FROM login_failure_identifiers i \
+             JOIN login_attempts a ON a.key = i.key \
+             WHERE i.key = $1 AND i.identifier = $2 AND i.at >= a.window_start",
+        )
+        .arg(key)
+        .arg(identifier)
+        .one(&mut *self.reader().await?)
+        .await?;
+        Ok(row.col("n").map(|n: i64| n)? > 0)
     }
 
     async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {
