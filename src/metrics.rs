@@ -44,7 +44,14 @@ pub struct Metrics {
     /// Cookie-authenticated requests refused by the CSRF rules, by reason (`origin`,
     /// `token`).
     pub csrf_refusals: IntCounterVec,
+    /// Signed requests (RFC 9421) by outcome: `accepted`, `expired`, `replayed`,
+    /// `invalid` (every other refusal), `unavailable` (the replay cache could not answer).
+    pub signed_requests: IntCounterVec,
 }
+
+/// The outcomes of a signed request, counted in `signed_requests_total`.
+pub const SIGNED_OUTCOMES: [&str; 5] =
+    ["accepted", "expired", "replayed", "invalid", "unavailable"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -110,6 +117,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let signed_requests = IntCounterVec::new(
+            Opts::new(
+                "signed_requests_total",
+                "Signed requests (RFC 9421) by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -121,6 +136,7 @@ impl Metrics {
             Box::new(hash_queue.clone()),
             Box::new(websockets.clone()),
             Box::new(csrf_refusals.clone()),
+            Box::new(signed_requests.clone()),
         ] {
             registry.register(c).expect("metrics register once");
         }
@@ -131,6 +147,9 @@ impl Metrics {
         }
         for reason in ["origin", "token"] {
             csrf_refusals.with_label_values(&[reason]);
+        }
+        for outcome in SIGNED_OUTCOMES {
+            signed_requests.with_label_values(&[outcome]);
         }
         Self {
             registry,
@@ -144,6 +163,7 @@ impl Metrics {
             hash_queue,
             websockets,
             csrf_refusals,
+            signed_requests,
         }
     }
 

@@ -57,6 +57,7 @@ impl Modify for Security {
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
+        super::signed::server_time,
     ),
     modifiers(&Security),
     tags(
@@ -68,6 +69,7 @@ impl Modify for Security {
         (name = "forward-auth", description = "Checks for reverse proxies and services"),
         (name = "admin", description = "Tier 4 only"),
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
+        (name = "signed-requests", description = "RFC 9421 signed requests: the server's clock"),
         (name = "websocket", description = "The authenticated WebSocket"),
     )
 )]

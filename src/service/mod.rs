@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod keys;
 pub mod mfa;
 pub mod passwords;
+pub mod signatures;
 pub mod verification;
 pub mod webauthn;
 
@@ -287,6 +288,10 @@ pub struct Service {
     metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Signing keys read in the last second (signed requests; see `signatures`).
+    signing_keys: signatures::KeyCache,
+    /// Accepted signatures, each accepted once (in-process, or shared through Redis).
+    replay: crate::store::replay::DynReplayCache,
 }
 
 impl Service {
@@ -436,10 +441,16 @@ pub async fn build(
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());
     let mut bus = None;
+    let mut replay: crate::store::replay::DynReplayCache =
+        Arc::new(crate::store::replay::LocalReplayCache::default());
     if let Some(url) = &config.redis_url {
         use secrecy::ExposeSecret;
         let conn = crate::store::redis::SharedConn::connect(url.expose_secret()).await?;
         let client = conn.client();
+        replay = Arc::new(crate::store::replay::RedisReplayCache::new(
+            conn.clone(),
+            &config.redis_prefix,
+        ));
         limiter = Arc::new(crate::store::redis::RedisRateLimiter::new(
             conn.clone(),
             config.redis_prefix.clone(),
@@ -496,5 +507,7 @@ pub async fn build(
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         user_cache: UserCache::default(),
+        signing_keys: signatures::KeyCache::default(),
+        replay,
     }))
 }

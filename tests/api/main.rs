@@ -20,6 +20,7 @@ mod pages;
 mod refresh;
 mod restart;
 mod scaleout;
+mod signed;
 mod tokens;
 mod transport;
 mod websocket;
