@@ -37,7 +37,7 @@ pub(crate) struct ApiKeyRequest {
     algorithm: Option<String>,
     /// For `ed25519` and `ecdsa-p256-sha256`: a PEM SubjectPublicKeyInfo string or a JWK
     /// object.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     public_key: Option<serde_json::Value>,
 }
 

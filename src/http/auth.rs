@@ -318,8 +318,7 @@ pub struct VerifyQuery {
 pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
+    (method, uri): (Method, Uri),
     Peer(peer): Peer,
     Ctx(ctx): Ctx,
     AppQuery(q): AppQuery<VerifyQuery>,
