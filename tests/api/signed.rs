@@ -913,3 +913,97 @@ async fn with_redis_down_a_signed_request_is_never_accepted() {
         .await
         .assert(200, None);
 }
+
+/// The console (`/account`) creates signing keys (a public key pasted as PEM or a JWK, or
+/// an HMAC secret shown once) and lists them with their algorithm.
+#[tokio::test]
+async fn the_console_creates_and_lists_signing_keys() {
+    let app = app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (email, login) = app.new_user().await;
+    let r = client
+        .post(app.url("/login"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("username", email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let jar = cookies.join("; ");
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("__Host-tradeauth_csrf="))
+        .unwrap()
+        .to_string();
+    let create = |fields: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf_token", csrf.clone())];
+        form.extend(fields);
+        client
+            .post(app.url("/account/api-keys"))
+            .header("cookie", &jar)
+            .header("sec-fetch-site", "same-origin")
+            .form(&form)
+            .send()
+    };
+
+    let r = create(vec![
+        ("name", "hmac bot".into()),
+        ("algorithm", "hmac-sha256".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Signing key created. Its key_id"), "{html}");
+    let secret = html
+        .split("id=\"new-api-key\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    assert_eq!(URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
+
+    let (_, public) = keygen("ed25519").await;
+    let r = create(vec![
+        ("name", "ed bot".into()),
+        ("algorithm", "ed25519".into()),
+        ("public_key", public),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("signing key, ed25519") && html.contains("signing key, hmac-sha256"));
+    assert!(!html.contains("id=\"new-api-key\""), "a public key has no secret to show");
+
+    // A bad public key is refused with the field's message.
+    let r = create(vec![
+        ("name", "bad".into()),
+        ("algorithm", "ecdsa-p256-sha256".into()),
+        ("public_key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+
+    let list = app
+        .get_auth("/api/v1/auth/api-keys", &access(&login))
+        .await;
+    let algs: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(algs.len(), 2);
+    assert!(algs.contains(&"ed25519") && algs.contains(&"hmac-sha256"));
+}
