@@ -135,7 +135,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let service = app::build_service(config, true).await?;
-            let kid = service.rotate_signing_keys().await?;
+            let kid = service.rotate_signing_keys(None, None).await?;
             println!("{kid}");
             Ok(())
         }

@@ -25,6 +25,8 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// The `ADMIN_EMAIL` account was created or brought in line.
     AdminBootstrap,
+    /// An admin rotated the token-signing keys (`details.kid`: the new active key).
+    SigningKeyRotated,
 }
 
 impl AuditKind {
@@ -47,6 +49,7 @@ impl AuditKind {
             AuditKind::ApiKeyCreated => "api_key.created",
             AuditKind::ApiKeyRevoked => "api_key.revoked",
             AuditKind::AdminBootstrap => "admin.bootstrap",
+            AuditKind::SigningKeyRotated => "signing_key.rotated",
         }
     }
 }

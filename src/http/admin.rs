@@ -233,8 +233,12 @@ pub(crate) async fn query_audit(
 #[utoipa::path(post, path = "/api/v1/admin/signing-keys/rotate", tag = "admin", responses((status = 200, description = "the new active kid", body = super::views::RotatedKey), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn rotate_signing_keys(
     State(state): State<AppState>,
-    _: Admin,
+    MinTier(admin): Admin,
+    Ctx(ctx): Ctx,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let kid = state.service.rotate_signing_keys().await?;
+    let kid = state
+        .service
+        .rotate_signing_keys(Some(admin.user_id), Some(&ctx))
+        .await?;
     Ok(Json(json!({ "kid": kid })))
 }

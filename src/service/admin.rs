@@ -239,6 +239,21 @@ impl Service {
         Ok(())
     }
 
+    /// A user's live sessions, newest first, for the admin console.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn admin_user_sessions(
+        &self,
+        id: UserId,
+        page: PageRequest,
+    ) -> Result<Paged<crate::domain::Session>> {
+        self.user(id).await?;
+        let rows = self
+            .store
+            .list_sessions(id, Utc::now(), page.store_page())
+            .await?;
+        Ok(page.finish(rows, |s| s.id))
+    }
+
     #[tracing::instrument(skip_all)]
     pub async fn admin_audit(&self, q: AuditQuery, page: PageRequest) -> Result<Paged<AuditEvent>> {
         let rows = self.store.list_events(&q, page.store_page()).await?;

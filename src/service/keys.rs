@@ -1,8 +1,9 @@
 //! Signing-key lifecycle: created at first start, kept in the store so every instance
 //! shares them, rotated by `tradeauth keys rotate` or the admin API.
 
-use super::{Result, Service};
+use super::{Audit, RequestContext, Result, Service};
 use crate::config::Config;
+use crate::domain::{AuditKind, UserId};
 use crate::store::DynStore;
 use crate::tokens::keys::{generate, KeySet};
 use crate::tokens::{JwtAlg, KeyRing, KeyState, StoredKey};
@@ -10,8 +11,19 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
+/// A token-signing key as the admin console lists it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: JwtAlg,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    /// For a retired key: when it leaves the JWKS.
+    pub retire_at: Option<DateTime<Utc>>,
+}
+
 /// A retired key stays published until its last token expires: tokens are signed with it
-/// until every instance has reloaded (within `RELOAD_EVERY`), so add that and a margin.
+/// until every instance has reloaded (within a second, see `background`), so add a margin.
 fn retire_until(config: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
     now + config.access_ttl + chrono::Duration::seconds(30)
 }
@@ -117,16 +129,31 @@ impl Service {
             return Ok(());
         }
         let keys = self.store.signing_keys().await?;
-        let set = key_set(&self.config, &keys)?;
+        // Compare what the set would hold before building it (this runs every 250 ms):
+        // the kids still published and the active one.
+        let now = Utc::now();
+        let alg = self.config.jwt_alg;
         let changed = {
             let current = self.tokens.ring().current();
-            let mut old: Vec<&String> = current.verifying.keys().collect();
-            let mut new: Vec<&String> = set.verifying.keys().collect();
-            old.sort();
-            new.sort();
-            old != new || current.signing_kid != set.signing_kid
+            let mut old: Vec<&str> = current.verifying.keys().map(String::as_str).collect();
+            let mut new: Vec<&str> = keys
+                .iter()
+                .filter(|k| k.alg == alg)
+                .filter(|k| {
+                    !(k.state == KeyState::Retired && k.retire_at.is_some_and(|t| t <= now))
+                })
+                .map(|k| k.kid.as_str())
+                .collect();
+            old.sort_unstable();
+            new.sort_unstable();
+            let active = keys
+                .iter()
+                .find(|k| k.alg == alg && k.state == KeyState::Active)
+                .map(|k| k.kid.as_str());
+            old != new || active != Some(current.signing_kid.as_str())
         };
         if changed {
+            let set = key_set(&self.config, &keys)?;
             self.tokens.ring().replace(set);
             // A key left the set: tokens it signed must be checked again.
             self.tokens.forget_verified();
@@ -134,8 +161,34 @@ impl Service {
         Ok(())
     }
 
+    /// The token-signing keys as admins see them (no private material), newest first.
     #[tracing::instrument(skip_all)]
-    pub async fn rotate_signing_keys(&self) -> Result<String> {
+    pub async fn signing_key_overview(&self) -> Result<Vec<KeyInfo>> {
+        let mut keys: Vec<KeyInfo> = self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|k| KeyInfo {
+                kid: k.kid,
+                alg: k.alg,
+                state: k.state,
+                created_at: k.created_at,
+                retire_at: k.retire_at,
+            })
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        Ok(keys)
+    }
+
+    /// Promotes the standby key and makes a new standby (`signing_key.rotated`, with the
+    /// admin who did it).
+    #[tracing::instrument(skip_all)]
+    pub async fn rotate_signing_keys(
+        &self,
+        actor: Option<UserId>,
+        ctx: Option<&RequestContext>,
+    ) -> Result<String> {
         if self.config.jwt_alg == JwtAlg::HS256 {
             return Err(super::Error::field(
                 "jwt_alg",
@@ -144,6 +197,13 @@ impl Service {
         }
         let kid = rotate(&self.config, &self.store).await?;
         self.reload_keys().await?;
+        self.audit(
+            Audit::new(AuditKind::SigningKeyRotated)
+                .actor(actor)
+                .ctx(ctx)
+                .details(serde_json::json!({ "kid": kid })),
+        )
+        .await;
         Ok(kid)
     }
 }

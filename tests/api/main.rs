@@ -1,6 +1,7 @@
 //! The API test suite: every test starts the real server on port 0 and speaks HTTP to it.
 
 mod admin;
+mod admin_pages;
 mod apikeys;
 mod binary;
 mod cookies;

@@ -19,6 +19,17 @@ struct Proxy {
     upstream: u16,
     tasks: Arc<Mutex<JoinSet<()>>>,
     acceptor: Option<tokio::task::JoinHandle<()>>,
+    /// What a new connection gets: forwarded, reset at once, or held without an answer.
+    fault: Arc<Mutex<Fault>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    None,
+    /// Accepted, then closed before a byte (a reset mid-handshake).
+    Reset,
+    /// Accepted and never answered (a network that drops packets).
+    Hang,
 }
 
 impl Proxy {
@@ -30,6 +41,7 @@ impl Proxy {
             upstream,
             tasks: Arc::default(),
             acceptor: None,
+            fault: Arc::new(Mutex::new(Fault::None)),
         };
         p.accept(listener);
         p
@@ -38,15 +50,35 @@ impl Proxy {
     fn accept(&mut self, listener: TcpListener) {
         let tasks = self.tasks.clone();
         let upstream = self.upstream;
+        let fault = self.fault.clone();
         self.acceptor = Some(tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let fault = *fault.lock().unwrap();
                 tasks.lock().unwrap().spawn(async move {
+                    match fault {
+                        Fault::Reset => return,
+                        Fault::Hang => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        Fault::None => {}
+                    }
                     if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
             }
         }));
+    }
+
+    /// Existing connections dropped; new ones get `fault` instead of the database.
+    fn fail(&mut self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+        self.tasks.lock().unwrap().abort_all();
+    }
+
+    fn heal(&mut self) {
+        *self.fault.lock().unwrap() = Fault::None;
     }
 
     fn cut(&mut self) {
@@ -340,6 +372,69 @@ async fn postgres_lost_then_regained() {
     app.new_user().await;
 }
 
+/// Refused, reset and unanswered connections to PostgreSQL: every endpoint that needs the
+/// database answers 503 `unavailable` with `Retry-After` (never 500), token checks keep
+/// working, and the instance serves again within 5 s of the database coming back.
+#[tokio::test]
+async fn postgres_refusing_resetting_or_hanging_gives_503_then_recovers() {
+    if !services_available("the PostgreSQL fault test").await {
+        return;
+    }
+    let mut proxy = Proxy::start(5432).await;
+    let direct = pg_schema_url().await;
+    let db = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let apps = cluster(1, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let app = &apps[0];
+    let (_, admin) = app.user_with_tier(4).await;
+    let admin_at = access(&admin);
+    let (email, login) = app.new_user().await;
+    let at = access(&login);
+
+    for fault in ["refused", "reset", "hang"] {
+        match fault {
+            "refused" => proxy.cut(),
+            "reset" => proxy.fail(Fault::Reset),
+            _ => proxy.fail(Fault::Hang),
+        }
+        let fresh = format!("{fault}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let answers = [
+            ("login", app.login(&email, PASSWORD).await),
+            ("register", app.register(&fresh, PASSWORD).await),
+            ("refresh", app.refresh(&refresh_token(&login)).await),
+            (
+                "admin",
+                app.get_auth("/api/v1/admin/users", &admin_at).await,
+            ),
+            ("readyz", app.get("/readyz").await),
+        ];
+        for (what, r) in answers {
+            assert_eq!(
+                (r.status, r.code()),
+                (503, "unavailable"),
+                "{fault}: {what}: {}",
+                r.text
+            );
+            assert!(r.header("retry-after").is_some(), "{fault}: {what}");
+        }
+        // Token checks never need the database.
+        app.get_auth("/api/v1/auth/verify", &at)
+            .await
+            .assert(204, None);
+
+        if fault == "refused" {
+            proxy.restore().await;
+        } else {
+            proxy.heal();
+        }
+        let took = within(Duration::from_secs(5), || async {
+            app.login(&email, PASSWORD).await.status == 200
+        })
+        .await;
+        eprintln!("{fault}: serving again after {took:?}");
+        app.get("/readyz").await.assert(200, None);
+    }
+}
+
 async fn two_on_one_prefix(db: &str, prefix: &str) -> (TestApp, TestApp) {
     let mut apps = Vec::new();
     for _ in 0..2 {
@@ -447,5 +542,51 @@ async fn next_json(ws: &mut Ws) -> serde_json::Value {
             serde_json::from_str(&t).unwrap()
         }
         other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["kid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_rotation_on_one_instance_is_published_and_signed_with_everywhere_within_a_second() {
+    if !services_available("the key-rotation fan-out test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let apps = cluster(3, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let (_, admin) = a.user_with_tier(4).await;
+    let (email, _) = a.new_user().await;
+    let before = a.get("/.well-known/jwks.json").await.body;
+
+    let r = a
+        .post_auth("/api/v1/admin/signing-keys/rotate", &access(&admin), None)
+        .await;
+    r.assert(200, None);
+    let kid = r.body["kid"].as_str().unwrap().to_string();
+    let jwks = a.get("/.well-known/jwks.json").await.body;
+    assert_ne!(jwks, before, "A publishes the new standby");
+
+    for other in [b, c] {
+        within(Duration::from_secs(1), || async {
+            other.get("/.well-known/jwks.json").await.body == jwks
+        })
+        .await;
+        let login = other.login(&email, PASSWORD).await;
+        login.assert(200, None);
+        assert_eq!(kid_of(&access(&login.body)), kid, "signs with the new key");
+        // And every instance accepts it.
+        a.get_auth("/api/v1/auth/verify", &access(&login.body))
+            .await
+            .assert(204, None);
     }
 }

@@ -169,8 +169,11 @@ pub fn render_error(dialect: Dialect, error: &Error) -> (StatusCode, Vec<u8>) {
     }
 }
 
+/// `Retry-After` of a 503: seconds before a retry is worth it.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Renders every error response (status ≥ 400) in the dialect's shape, adding
-/// `WWW-Authenticate` on 401 and `Retry-After` on 429. Outermost in the router, so the
+/// `WWW-Authenticate` on 401 and `Retry-After` on 429 and 503. Outermost in the router, so the
 /// framework's own rejections (unknown route, wrong method, body limits, upgrade failures)
 /// look like ours; an [`ApiError`] travels here in the response's extensions.
 pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -215,6 +218,13 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
             header::RETRY_AFTER,
             HeaderValue::from((*retry_after).max(1)),
         );
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // A store that is away: clients retry after a short pause (the pool reconnects on
+        // the next request once it is back).
+        headers
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
     }
     parts.status = status;
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -13,9 +13,11 @@
 //! - `session`: who is signed in, the form checks, redirects, `return_to`;
 //! - `sign_in`: `/login` (password, TOTP step, passkey button) and `/logout`;
 //! - `public`: `/register`, `/verify-email`, `/forgot-password`, `/reset-password`;
-//! - `account`: the `/account` console.
+//! - `account`: the `/account` console;
+//! - `admin`: the `/admin` console (tier 4).
 
 mod account;
+mod admin;
 mod assets;
 mod public;
 mod session;
@@ -40,6 +42,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(sign_in::router(state))
         .merge(public::router(state))
         .merge(account::router(state))
+        .merge(admin::router(state))
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/account") }),
