@@ -392,15 +392,37 @@ async fn caller_of(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> 
 }
 
 /// A request addressed to tradeauth itself, as the signature base sees it: the method,
-/// path and query as received, the `Host` the client addressed (or the URI's authority,
-/// in HTTP/2) and the scheme of `TRADEAUTH_PUBLIC_URL`.
+/// path and query as received; the host the client addressed — `X-Forwarded-Host` from a
+/// trusted proxy (which may rewrite `Host`), else `Host` (or the URI's authority, in
+/// HTTP/2); the scheme — `X-Forwarded-Proto` from a trusted proxy, else that of
+/// `TRADEAUTH_PUBLIC_URL`.
 pub fn own_request<'a>(parts: &'a Parts, service: &'a Service) -> RequestView<'a> {
-    let authority = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
+    let headers = &parts.headers;
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proxied = {
+        let peer = peer(&parts.extensions).to_canonical();
+        service
+            .config()
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer))
+    };
+    let forwarded = |name| if proxied { text(name) } else { None };
+    let authority = forwarded("x-forwarded-host")
+        .or_else(|| text("host"))
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or_default();
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ => public_scheme(service),
+    };
     // The URI as received: a nested router sees its own part of the path only.
     let uri = parts
         .extensions
@@ -408,12 +430,12 @@ pub fn own_request<'a>(parts: &'a Parts, service: &'a Service) -> RequestView<'a
         .map_or(&parts.uri, |o| &o.0);
     RequestView {
         method: parts.method.as_str(),
-        scheme: public_scheme(service),
+        scheme,
         authority,
         path: uri.path(),
         query: uri.query(),
-        headers: &parts.headers,
-        has_body: RequestView::body_indicated(&parts.headers),
+        headers,
+        has_body: RequestView::body_indicated(headers),
     }
 }
 

@@ -982,22 +982,26 @@ async fn the_console_creates_and_lists_signing_keys() {
     assert_eq!(r.status(), 201);
     let html = r.text().await.unwrap();
     assert!(html.contains("signing key, ed25519") && html.contains("signing key, hmac-sha256"));
-    assert!(!html.contains("id=\"new-api-key\""), "a public key has no secret to show");
+    assert!(
+        !html.contains("id=\"new-api-key\""),
+        "a public key has no secret to show"
+    );
 
     // A bad public key is refused with the field's message.
     let r = create(vec![
         ("name", "bad".into()),
         ("algorithm", "ecdsa-p256-sha256".into()),
-        ("public_key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into()),
+        (
+            "public_key",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into(),
+        ),
     ])
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("role=\"alert\""));
 
-    let list = app
-        .get_auth("/api/v1/auth/api-keys", &access(&login))
-        .await;
+    let list = app.get_auth("/api/v1/auth/api-keys", &access(&login)).await;
     let algs: Vec<&str> = list.body["items"]
         .as_array()
         .unwrap()

@@ -100,6 +100,17 @@ for signer in ["python", "javascript"]:
         check(status == 401 and {k.lower(): v for k, v in rh.items()}.get("x-auth-error") == "signature_invalid",
               f"{what}: an altered query passed ({status})")
 
+# A signed request to tradeauth's own API through nginx (which rewrites Host; tradeauth
+# takes the host the client addressed from X-Forwarded-Host).
+for signer in ["python", "javascript"]:
+    alg, key_id, key = keys[0]
+    url = BASE + "/api/v1/auth/me?fields=all"
+    headers = sign(signer, {"alg": alg, "key": key, "keyid": key_id, "method": "GET", "url": url,
+                            "headers": {}, "body": None})
+    status, _, text = call("GET", url, headers)
+    check(status == 200 and json.loads(text)["id"] == login["user"]["id"],
+          f"{signer}: a signed GET /api/v1/auth/me through nginx ({status} {text})")
+
 # A bearer key is not a signature, and a signing key is not a bearer key.
 status, _, _ = call("GET", BASE + "/orders", {"x-api-key": keys[0][1]})
 check(status == 401, "a signing key's key_id passed as X-API-Key")
