@@ -21,7 +21,7 @@ use crate::domain::Tier;
 use crate::service::auth::Issued;
 use crate::service::{Caller, Error, RequestContext};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -318,7 +318,8 @@ pub struct VerifyQuery {
 pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
-    (method, uri): (Method, Uri),
+    // The URI as received (`Uri` in this nested router would lack `/api/v1/auth`).
+    (method, received): (Method, axum::extract::OriginalUri),
     Peer(peer): Peer,
     Ctx(ctx): Ctx,
     AppQuery(q): AppQuery<VerifyQuery>,
@@ -328,7 +329,7 @@ pub(crate) async fn verify_caller(
         peer,
         &state.service.config().trusted_proxies,
         &method,
-        uri.path_and_query().map_or("/", |p| p.as_str()),
+        received.0.path_and_query().map_or("/", |p| p.as_str()),
         &headers,
     );
     match verify(&state, &headers, &original, &ctx, q, &body).await {

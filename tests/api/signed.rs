@@ -493,6 +493,39 @@ async fn independent_signers_are_accepted_for_every_algorithm() {
     }
 }
 
+/// Called directly (not by a trusted proxy), forward-auth checks the signature over the
+/// verify request itself: a "check my signature" probe for client authors.
+#[tokio::test]
+async fn forward_auth_called_directly_checks_its_own_request() {
+    let app = app().await;
+    let (_, login) = app.new_user().await;
+    let bot = Bot::new(&app, &access(&login), json!({})).await;
+    let path = "/api/v1/auth/verify?min_tier=2";
+    let r = send(&app, "GET", path, bot.sign("GET", &app.url(path))).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(r.header("x-auth-key-id"), Some(bot.key_id.clone()));
+    assert_eq!(r.header("x-auth-method").as_deref(), Some("signature"));
+    assert!(r.header("x-auth-content-digest").is_none());
+    // X-Original-* from an untrusted peer describe nothing: the base is the call's own.
+    let mut h = bot.sign("GET", &app.url(path));
+    h.insert("x-original-uri", HeaderValue::from_static("/orders"));
+    let untrusted = spawn_with(|s| s.set("secret_key", SECRET_KEY)).await;
+    let (_, login) = untrusted.new_user().await;
+    let other = Bot::new(&untrusted, &access(&login), json!({})).await;
+    let mut h2 = other.sign("GET", &untrusted.url(path));
+    h2.insert("x-original-uri", HeaderValue::from_static("/orders"));
+    h2.insert("x-original-method", HeaderValue::from_static("POST"));
+    let r = send(&untrusted, "GET", path, h2).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // A trusted proxy's X-Original-URI is believed: the same signature no longer fits.
+    let r = send(&app, "GET", path, h).await;
+    r.assert(401, Some("signature_invalid"));
+    assert!(r.body["details"]["signature_base"]
+        .as_str()
+        .unwrap()
+        .contains("\"@path\": /orders\n"));
+}
+
 #[tokio::test]
 async fn a_forwarded_body_is_compared_with_the_signed_digest() {
     let app = app().await;
