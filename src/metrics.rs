@@ -47,6 +47,9 @@ pub struct Metrics {
     /// Signed requests (RFC 9421) by outcome: `accepted`, `expired`, `replayed`,
     /// `invalid` (every other refusal), `unavailable` (the replay cache could not answer).
     pub signed_requests: IntCounterVec,
+    /// Finished passkey ceremonies by ceremony (`register`, `login`) and outcome
+    /// (`succeeded`, or the error code answered).
+    pub passkeys: IntCounterVec,
 }
 
 /// The outcomes of a signed request, counted in `signed_requests_total`.
@@ -125,6 +128,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let passkeys = IntCounterVec::new(
+            Opts::new(
+                "passkey_ceremonies_total",
+                "Finished passkey ceremonies by ceremony and outcome",
+            ),
+            &["ceremony", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -137,6 +148,7 @@ impl Metrics {
             Box::new(websockets.clone()),
             Box::new(csrf_refusals.clone()),
             Box::new(signed_requests.clone()),
+            Box::new(passkeys.clone()),
         ] {
             registry.register(c).expect("metrics register once");
         }
@@ -151,6 +163,9 @@ impl Metrics {
         for outcome in SIGNED_OUTCOMES {
             signed_requests.with_label_values(&[outcome]);
         }
+        for ceremony in ["register", "login"] {
+            passkeys.with_label_values(&[ceremony, "succeeded"]);
+        }
         Self {
             registry,
             requests,
@@ -164,6 +179,7 @@ impl Metrics {
             websockets,
             csrf_refusals,
             signed_requests,
+            passkeys,
         }
     }
 

@@ -25,6 +25,11 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// The `ADMIN_EMAIL` account was created or brought in line.
     AdminBootstrap,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    /// A passkey signed with a counter that did not increase: maybe a cloned authenticator.
+    PasskeyCloneSuspected,
     /// An admin rotated the token-signing keys (`details.kid`: the new active key).
     SigningKeyRotated,
 }
@@ -49,6 +54,10 @@ impl AuditKind {
             AuditKind::ApiKeyCreated => "api_key.created",
             AuditKind::ApiKeyRevoked => "api_key.revoked",
             AuditKind::AdminBootstrap => "admin.bootstrap",
+            AuditKind::PasskeyAdded => "passkey.added",
+            AuditKind::PasskeyRenamed => "passkey.renamed",
+            AuditKind::PasskeyRemoved => "passkey.removed",
+            AuditKind::PasskeyCloneSuspected => "passkey.clone_suspected",
             AuditKind::SigningKeyRotated => "signing_key.rotated",
         }
     }

@@ -69,6 +69,11 @@ pub fn status(error: &Error) -> StatusCode {
         SignatureInvalid { .. } | SignatureExpired { .. } | SignatureReplayed => {
             StatusCode::UNAUTHORIZED
         }
+        InvalidPasskey => StatusCode::UNAUTHORIZED,
+        PasskeyChallengeExpired => StatusCode::BAD_REQUEST,
+        PasskeyExists => StatusCode::CONFLICT,
+        PasskeyLimit { .. } | LastCredential => StatusCode::UNPROCESSABLE_ENTITY,
+        ReauthenticationRequired => StatusCode::FORBIDDEN,
     }
 }
 

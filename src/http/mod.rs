@@ -10,7 +10,7 @@
 //! client sends), `views` (bodies we answer, and the OpenAPI schemas) and `error` (the
 //! status of each service error); above them `csrf`, `extract`, `ratelimit`,
 //! `idempotency`; then
-//! the resource modules (`auth`, `account`, `apikeys`, `admin`, `ops`, `ws`); on top
+//! the resource modules (`auth`, `account`, `apikeys`, `passkeys`, `admin`, `ops`, `ws`); on top
 //! `dialect` (which reshapes the seed endpoints' bodies and renders every error response) and
 //! `openapi` (which lists every handler).
 
@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod ops;
 pub mod original;
 pub mod pages;
+pub mod passkeys;
 pub mod ratelimit;
 pub mod requests;
 pub mod signed;
@@ -55,7 +56,8 @@ pub fn router(state: AppState) -> Router {
             "/auth",
             auth::router(&state)
                 .merge(apikeys::router(&state))
-                .merge(account::router(&state)),
+                .merge(account::router(&state))
+                .merge(passkeys::router(&state)),
         )
         .nest("/admin", admin::router(&state))
         .merge(ws::router())

@@ -58,6 +58,10 @@ impl Modify for Security {
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
         super::signed::server_time,
+        super::passkeys::start_registration, super::passkeys::finish_registration,
+        super::passkeys::list_passkeys, super::passkeys::rename_passkey,
+        super::passkeys::remove_passkey, super::passkeys::start_login,
+        super::passkeys::finish_login,
     ),
     modifiers(&Security),
     tags(
@@ -71,6 +75,7 @@ impl Modify for Security {
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "signed-requests", description = "RFC 9421 signed requests: the server's clock"),
         (name = "websocket", description = "The authenticated WebSocket"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): add, manage, sign in"),
     )
 )]
 pub struct ApiDoc;

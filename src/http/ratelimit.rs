@@ -9,6 +9,7 @@
 //! restrictive bucket. Reads (`GET`) pass untouched.
 
 use super::cookies;
+use super::dialect;
 use super::error::ApiError;
 use super::extract::{request_ip, Credentials};
 use super::state::AppState;
@@ -47,19 +48,15 @@ pub fn limit_all(router: Router<AppState>, state: &AppState, class: Class) -> Ro
     router.route_layer(from_fn_with_state((state.clone(), class), limit_requests))
 }
 
-/// A string field of a JSON body, whichever of `names` is present.
-/// The first of `names` in a JSON body, or in a form body (the hosted pages post forms).
-fn body_field(body: &[u8], names: &[&str]) -> Option<String> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => names
-            .iter()
-            .find_map(|n| v.get(*n).and_then(|f| f.as_str()).map(str::to_string)),
-        Err(_) => names.iter().find_map(|n| {
-            url::form_urlencoded::parse(body)
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.into_owned())
-        }),
+/// Field `name` of a form body (`application/x-www-form-urlencoded`), when the body is
+/// not JSON.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+        return None;
     }
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 async fn limit_requests(
@@ -94,9 +91,14 @@ async fn limit_requests(
     let mut buckets: Vec<(&str, String, Limit)> = Vec::with_capacity(2);
     match class {
         Class::Login => {
+            // JSON as the dialect's login handler reads it; a form (the hosted login page)
+            // by its one field.
             let ident = bytes
                 .as_deref()
-                .and_then(|b| body_field(b, &["username", "email"]))
+                .and_then(|b| {
+                    dialect::login_identifier(state.dialect(), b)
+                        .or_else(|| form_field(b, "username"))
+                })
                 .unwrap_or_default();
             let account = service.login_bucket(&ident).await;
             buckets.push(("login_account", format!("{ip}|{account}"), limits.login));
@@ -106,7 +108,7 @@ async fn limit_requests(
         Class::Refresh => {
             let sid = bytes
                 .as_deref()
-                .and_then(|b| body_field(b, &["refresh_token", "refreshToken"]))
+                .and_then(|b| dialect::refresh_token(state.dialect(), b))
                 .or_else(|| {
                     cookies::read(&parts.headers, state.cookies().refresh).map(str::to_string)
                 })

@@ -84,10 +84,15 @@ impl Service {
         let allowed_ips = parse_ips(&input.allowed_ips.unwrap_or_default())?;
         let signing =
             self.signing_material(input.algorithm.as_deref(), input.public_key.as_ref())?;
-        // TODO(reauthentication, issue 21): API.md makes creating a signing key
-        // (`signing.is_some()`) 403 `reauthentication_required` more than 10 min after the
-        // session last proved a password or passkey; the lead wires
-        // `Service::require_recent_auth` here, before anything is made or stored.
+        // API.md: creating a signing key is `reauthentication_required` more than 10 min
+        // after the session last proved a password or passkey (as adding a passkey).
+        if signing.is_some() {
+            self.require_recent_auth(
+                caller,
+                Duration::minutes(super::passkeys::RECENT_AUTH_MINUTES),
+            )
+            .await?;
+        }
         let made = apikey::generate();
         let key_id = format!("{}{}", apikey::PREFIX, made.public_id);
         let (algorithm, public_key, sealed_secret, secret_hash) = match &signing {

@@ -99,6 +99,20 @@ pub enum Error {
     },
     #[error("this signature was already used; sign every request anew (with a fresh nonce)")]
     SignatureReplayed,
+    /// A passkey assertion (or registration response) that fails a check; the reason is
+    /// logged, never sent.
+    #[error("the passkey could not be verified")]
+    InvalidPasskey,
+    #[error("the passkey challenge is unknown, used or expired; start again")]
+    PasskeyChallengeExpired,
+    #[error("this passkey is already registered")]
+    PasskeyExists,
+    #[error("the account already has the maximum of {max} passkeys")]
+    PasskeyLimit { max: i64 },
+    #[error("this is the account's last way to sign in: add a password or another passkey first")]
+    LastCredential,
+    #[error("please sign in again to confirm it is you, then retry")]
+    ReauthenticationRequired,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -145,6 +159,12 @@ impl Error {
             SignatureInvalid { .. } => "signature_invalid",
             SignatureExpired { .. } => "signature_expired",
             SignatureReplayed => "signature_replayed",
+            InvalidPasskey => "invalid_passkey",
+            PasskeyChallengeExpired => "passkey_challenge_expired",
+            PasskeyExists => "passkey_exists",
+            PasskeyLimit { .. } => "passkey_limit",
+            LastCredential => "last_credential",
+            ReauthenticationRequired => "reauthentication_required",
         }
     }
 
@@ -171,6 +191,9 @@ impl Error {
             Error::TierNotAllowed(_) => one("permission_tier"),
             Error::InvalidMailToken => one("token"),
             Error::InvalidMfaCode { at_login: false } => one("code"),
+            Error::PasskeyChallengeExpired => one("challenge_id"),
+            Error::PasskeyLimit { .. } => one("credential"),
+            Error::LastCredential => one("id"),
             _ => None,
         }
     }

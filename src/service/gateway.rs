@@ -68,15 +68,11 @@ impl Service {
         self.metrics.render()
     }
 
-    /// The login bucket of an identifier: the account, not the spelling, so a username
-    /// and an email of one account share a bucket. An identifier with no account is its
-    /// own bucket.
+    /// The login bucket of an identifier: the identifier as lower-cased, not the account,
+    /// so the `RateLimit-*` headers of a username and an email of one account say nothing
+    /// about each other (API.md, Login rules); the lockout bounds guessing per account.
     pub async fn login_bucket(&self, identifier: &str) -> String {
-        let ident = identifier.trim().to_lowercase();
-        match self.store.user_by_login(&ident).await {
-            Ok(Some(user)) if !ident.is_empty() => format!("user:{}", user.id),
-            _ => format!("ident:{ident}"),
-        }
+        format!("ident:{}", identifier.trim().to_lowercase())
     }
 
     /// The session a refresh token names, if it is one of ours (not checked further).

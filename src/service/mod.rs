@@ -26,6 +26,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod passwords;
 pub mod signatures;
 pub mod verification;
@@ -292,6 +293,12 @@ pub struct Service {
     signing_keys: signatures::KeyCache,
     /// Accepted signatures, each accepted once (in-process, or shared through Redis).
     replay: crate::store::replay::DynReplayCache,
+    /// The WebAuthn relying party; `None` when the RP ID is an IP address (browsers refuse
+    /// those, so passkeys are off and their endpoints answer 404).
+    webauthn: Option<webauthn::Passkeys>,
+    /// Derives the stand-in credential ids a username-first passkey sign-in lists for an
+    /// account that does not exist, the same on every instance.
+    passkey_decoy_key: Vec<u8>,
 }
 
 impl Service {
@@ -421,6 +428,9 @@ pub async fn build(
         .try_into()
         .map_err(|_| anyhow::anyhow!("the stored page_seal_key is not 32 bytes"))?;
     let sealer = Sealer::new(&seal_key);
+    let webauthn = passkeys::relying_party(&config)?;
+    let fresh: [u8; 32] = rand::random();
+    let passkey_decoy_key = store.secret("passkey_decoy_key", &fresh).await?;
     let revocations = Arc::new(RevocationList::default());
     // In pages, so a start with many revocations never holds them all as rows at once.
     loop {
@@ -509,5 +519,7 @@ pub async fn build(
         user_cache: UserCache::default(),
         signing_keys: signatures::KeyCache::default(),
         replay,
+        webauthn,
+        passkey_decoy_key,
     }))
 }

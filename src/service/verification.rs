@@ -14,6 +14,7 @@ use base64::Engine;
 use chrono::Utc;
 use ring::digest::{digest, SHA256};
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
 
 fn new_token() -> (String, Vec<u8>) {
     let raw: [u8; 32] = rand::random();
@@ -24,6 +25,11 @@ fn new_token() -> (String, Vec<u8>) {
 
 fn token_hash(token: &str) -> Vec<u8> {
     digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec()
+}
+
+/// An address of a mail request, or the 400 that says what is wrong with it.
+fn mail_address(email: &str) -> Result<Email> {
+    Email::parse(email).map_err(|_| Error::field("email", "email must look like name@example.com"))
 }
 
 impl Service {
@@ -74,14 +80,21 @@ impl Service {
         Ok(())
     }
 
+    /// Checks the address and answers; the lookup and the mail happen after the answer, so
+    /// a known and an unknown address cost the caller the same time (API.md, Login rules).
     #[tracing::instrument(skip_all)]
-    pub async fn resend_verification(&self, email: &str) -> Result<()> {
-        let Ok(email) = Email::parse(email) else {
-            return Err(Error::field(
-                "email",
-                "email must look like name@example.com",
-            ));
-        };
+    pub async fn resend_verification(self: &Arc<Self>, email: &str) -> Result<()> {
+        let email = mail_address(email)?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.resend_verification_now(email).await {
+                tracing::warn!(error = %e, "verification resend failed");
+            }
+        });
+        Ok(())
+    }
+
+    async fn resend_verification_now(&self, email: Email) -> Result<()> {
         if let Some(user) = self.store.user_by_login(email.as_str()).await? {
             if user.email == email && !user.is_verified && user.is_active {
                 self.send_verification(&user).await?;
@@ -121,13 +134,19 @@ impl Service {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
-        let Ok(email) = Email::parse(email) else {
-            return Err(Error::field(
-                "email",
-                "email must look like name@example.com",
-            ));
-        };
+    pub async fn request_password_reset(self: &Arc<Self>, email: &str) -> Result<()> {
+        let email = mail_address(email)?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.request_password_reset_now(email).await {
+                tracing::warn!(error = %e, "password reset request failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// The work of a reset request, after the answer (see `resend_verification`).
+    async fn request_password_reset_now(&self, email: Email) -> Result<()> {
         let Some(user) = self.store.user_by_login(email.as_str()).await? else {
             return Ok(());
         };

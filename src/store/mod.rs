@@ -25,6 +25,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use sql::SqlStore;
+pub use traits::PasskeyStore;
 pub use traits::{
     ApiKeyStore, AuditStore, IdempotencyStore, KeyStore, LockoutStore, MailTokenStore, MfaStore,
     RevocationStore, SessionStore, Store, UserStore,
@@ -245,4 +246,67 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 /// Epoch milliseconds as `DateTime<Utc>` (the inverse of [`ms`]).
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+/// A stored passkey: a `passkeys` row.
+#[derive(Debug, Clone)]
+pub struct PasskeyRecord {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// The authenticator's credential id (unique across all accounts).
+    pub credential_id: Vec<u8>,
+    pub name: String,
+    /// The credential as the WebAuthn core keeps it (public key, counter, flags), JSON.
+    pub credential: String,
+    /// The last signature counter seen (0: the authenticator keeps none).
+    pub counter: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+}
+
+/// Which ceremony a `webauthn_challenges` row belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    Register,
+    Login,
+}
+
+impl ChallengeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Register => "register",
+            ChallengeKind::Login => "login",
+        }
+    }
+}
+
+/// A ceremony's state, taken (deleted) from `webauthn_challenges`.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The account a registration is for (none for a sign-in).
+    pub user_id: Option<UserId>,
+    /// The WebAuthn core's state, JSON.
+    pub state: String,
+}
+
+/// What inserting a passkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyInsert {
+    Inserted,
+    /// The credential id is registered already (to any account).
+    Exists,
+    /// The account has the maximum number of passkeys already.
+    Limit,
+}
+
+/// What removing a passkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyRemoval {
+    Removed,
+    /// No such passkey of this user.
+    NotFound,
+    /// It is the account's last passkey and the account has no usable password.
+    LastCredential,
 }

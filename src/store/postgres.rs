@@ -20,6 +20,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 pub type PostgresStore = SqlStore<Postgres>;
 
 impl Driver for Postgres {
+    /// A transaction-scoped advisory lock (an arbitrary, fixed key): held until commit, so
+    /// the next change's count of the other admins sees this one.
+    const SERIALISE_ADMIN_CHANGES: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(7004212001)");
+
     fn map_err(e: sqlx::Error) -> StoreError {
         map_err(e)
     }

@@ -31,6 +31,8 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 impl Driver for Sqlite {
+    const SERIALISE_ADMIN_CHANGES: Option<&'static str> = None;
+
     fn map_err(e: sqlx::Error) -> StoreError {
         map_err(e)
     }

@@ -25,6 +25,7 @@ pub trait Store:
     + MailTokenStore
     + MfaStore
     + IdempotencyStore
+    + PasskeyStore
     + 'static
 {
     /// Succeeds when the database answers.
@@ -113,6 +114,11 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Vec<Session>>;
     /// Sessions neither revoked nor expired at `now`, of every user.
     async fn count_live_sessions(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// When the session last proved a password or passkey (its creation, a login, unless
+    /// marked since); `None` when there is no such session.
+    async fn session_authenticated_at(&self, id: Uuid) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records that the session proved a password or passkey again at `at`.
+    async fn mark_session_authenticated(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// Revocation records, the durable half of the revocation list.
@@ -160,14 +166,28 @@ pub trait LockoutStore: Send + Sync {
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptSlot>;
-    /// Ends a reservation as a failure. Returns the lock's end when this failure reached
-    /// the threshold and locked `key` until `now + policy.duration`.
-    async fn fail_attempt(
+    /// What [`LockoutStore::reserve_attempt`] would answer at `now`, read without writing:
+    /// `Allowed` only says a slot looks free (reserve to take it). Waiting logins poll
+    /// this, so a queue of them adds no writes to the single writer.
+    async fn peek_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot>;
+    /// Ends a reservation as a failure with `identifier` (lower-cased), which is noted
+    /// for [`LockoutStore::failed_with`]. Returns the lock's end when this failure reached
+    /// the threshold and locked `key` until `now + policy.duration`.
+    async fn fail_attempt(
+        &self,
+        key: &str,
+        identifier: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
     ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Whether `identifier` was used in one of the failures `key` counts now (its window
+    /// or its lock).
+    async fn failed_with(&self, key: &str, identifier: &str) -> StoreResult<bool>;
     /// Ends a reservation as a success (the password was right): the failures start over.
     async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Ends a reservation with no verdict (a second factor asked for, an internal error).
@@ -291,4 +311,61 @@ pub trait IdempotencyStore: Send + Sync {
     async fn idempotency_finish(&self, key: &str, status: u16, body: &str) -> StoreResult<()>;
     /// Releases a claimed key without a response (the request failed with a 5xx).
     async fn idempotency_abandon(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Passkeys and the state of WebAuthn ceremonies between start and finish.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Keeps a ceremony's state until `expires_at`, under a fresh random `id`.
+    async fn insert_challenge(
+        &self,
+        id: Uuid,
+        kind: ChallengeKind,
+        user: Option<UserId>,
+        state: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Takes a ceremony's state, atomically (`DELETE … RETURNING`): of two concurrent
+    /// takers one gets it. `None` if unknown, of another kind, used or expired at `now`.
+    async fn take_challenge(
+        &self,
+        id: Uuid,
+        kind: ChallengeKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Challenge>>;
+    /// Inserts a passkey unless its credential id exists (to anyone) or its user has
+    /// `max_per_user` already, in one transaction holding the user's row.
+    async fn insert_passkey(
+        &self,
+        passkey: &PasskeyRecord,
+        max_per_user: i64,
+    ) -> StoreResult<PasskeyInsert>;
+    /// The user's passkeys, newest first.
+    async fn list_passkeys(&self, user: UserId, page: Page) -> StoreResult<Vec<PasskeyRecord>>;
+    /// The passkey with this credential id, whoever owns it.
+    async fn passkey_by_credential_id(
+        &self,
+        credential_id: &[u8],
+    ) -> StoreResult<Option<PasskeyRecord>>;
+    /// Renames the user's passkey; `None` if there is no such passkey of theirs.
+    async fn rename_passkey(
+        &self,
+        user: UserId,
+        id: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<PasskeyRecord>>;
+    /// Removes the user's passkey unless it is the last one of an account without a usable
+    /// password (a PHC string), in one transaction holding the user's row.
+    async fn remove_passkey(&self, user: UserId, id: Uuid) -> StoreResult<PasskeyRemoval>;
+    /// Records a sign-in with the passkey: the new counter and credential, `last_used_at`,
+    /// as a compare-and-set: only if the stored counter is below `counter` (or both are 0,
+    /// an authenticator without a counter). `false`: the counter did not increase.
+    async fn use_passkey(
+        &self,
+        credential_id: &[u8],
+        counter: i64,
+        credential: &str,
+        backed_up: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }

@@ -49,31 +49,56 @@ async fn login_is_limited_per_account_and_ip_with_honest_headers() {
         .assert(401, Some("invalid_credentials"));
 }
 
+/// Login buckets are keyed by the identifier as lower-cased, not by the account: the
+/// `RateLimit-*` headers of an account's username say nothing about its email (API.md,
+/// Login rules), while the case of one identifier does not buy a fresh bucket.
 #[tokio::test]
-async fn an_accounts_email_and_username_share_one_login_bucket() {
+async fn login_buckets_are_per_identifier_and_do_not_link_an_accounts_email_and_username() {
     let app = spawn_with(|s| {
         s.set("rate_limit", "on")
             .set("rate_limit_login", "3/min")
             .set("lockout_threshold", "100")
     })
     .await;
-    // `new_user` logs in once by email: the first of the account's three.
+    // `new_user` logs in once by email: the first of the email's three.
     let (email, login) = app.new_user().await;
     let username = login["user"]["username"].as_str().unwrap().to_string();
-    login_from(&app, None, &username).await.assert(401, None);
-    login_from(&app, None, &email.to_uppercase())
-        .await
-        .assert(401, None);
-    login_from(&app, None, &username)
-        .await
-        .assert(429, Some("rate_limited"));
+    let r = login_from(&app, None, &email.to_uppercase()).await;
+    r.assert(401, None);
+    assert_eq!(r.header("ratelimit-remaining").as_deref(), Some("1"));
+    login_from(&app, None, &email).await.assert(401, None);
     login_from(&app, None, &email)
         .await
         .assert(429, Some("rate_limited"));
-    // Another account from the same address still has its own.
-    login_from(&app, None, "nobody@example.com")
+    // The username starts with a full bucket: nothing tells it shares the account.
+    let r = login_from(&app, None, &username).await;
+    r.assert(401, Some("invalid_credentials"));
+    assert_eq!(r.header("ratelimit-remaining").as_deref(), Some("2"));
+}
+
+/// After failures with an account's email lock it, its username gets 401 as a wrong
+/// password would, not 423 — and the account stays locked for every identifier, so the
+/// right password by username does not get in either.
+#[tokio::test]
+async fn a_lock_answers_423_only_to_the_identifiers_that_failed() {
+    let app = spawn_with(|s| s.set("lockout_threshold", "3")).await;
+    let (email, login) = app.new_user().await;
+    let username = login["user"]["username"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        login_from(&app, None, &email).await.assert(401, None);
+    }
+    app.login(&email.to_uppercase(), PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
+    let r = login_from(&app, None, &username).await;
+    r.assert(401, Some("invalid_credentials"));
+    assert!(r.body.get("locked_until").is_none(), "{}", r.text);
+    app.login(&username, PASSWORD)
         .await
         .assert(401, Some("invalid_credentials"));
+    app.login(&email, PASSWORD)
+        .await
+        .assert(423, Some("account_locked"));
 }
 
 #[tokio::test]
@@ -377,4 +402,57 @@ async fn an_abandoned_idempotency_claim_frees_its_key_after_a_minute() {
             .unwrap(),
         IdempotencyState::Done { .. }
     ));
+}
+
+/// The limiter keys a login by the identifier the dialect's login handler signs in with,
+/// and a refresh by the token the handler rotates: a decoy field beside the real one
+/// (os-engine reads `email` before `username`, and `refreshToken`) buys no fresh bucket.
+#[tokio::test]
+async fn a_decoy_field_does_not_move_a_login_or_refresh_to_another_bucket() {
+    let app = spawn_with(|s| {
+        s.set("dialect", "os-engine")
+            .set("rate_limit", "on")
+            .set("rate_limit_login", "3/min")
+            .set("rate_limit_refresh", "2/min")
+            .set("lockout_threshold", "100")
+    })
+    .await;
+    let victim = "victim@example.com";
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": format!("decoy-{i}"), "email": victim, "password": "Wrong-pass-123"}),
+            )
+            .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "the victim's bucket counts");
+
+    app.register("refresher@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "refresher@example.com", "password": PASSWORD}),
+        )
+        .await;
+    login.assert(200, None);
+    let mut token = login.body["refreshToken"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = app
+            .post(
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": format!("decoy-{i}"), "refreshToken": token}),
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == 200 {
+            token = r.body["refreshToken"].as_str().unwrap().to_string();
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429], "the session's bucket counts");
 }

@@ -22,7 +22,8 @@ async fn five_failures_lock_the_account_even_for_the_right_password() {
         (14 * 60..=15 * 60).contains(&left),
         "locked for 15 min, got {left}s"
     );
-    // The same account by username shares the counter.
+    // The same account by username shares the lock, but a 423 would link the username to
+    // the email that failed: it gets 401 like a wrong password (API.md, Login rules).
     let username = app
         .service
         .store
@@ -34,7 +35,7 @@ async fn five_failures_lock_the_account_even_for_the_right_password() {
         .to_string();
     app.login(&username, PASSWORD)
         .await
-        .assert(423, Some("account_locked"));
+        .assert(401, Some("invalid_credentials"));
 }
 
 #[tokio::test]
@@ -263,7 +264,7 @@ async fn abandoned_attempts_expire_and_are_not_failures() {
     for _ in 0..4 {
         assert_eq!(
             store
-                .fail_attempt("ident:gone", later, &policy)
+                .fail_attempt("ident:gone", "gone", later, &policy)
                 .await
                 .unwrap(),
             None
@@ -278,7 +279,7 @@ async fn abandoned_attempts_expire_and_are_not_failures() {
     );
     assert_eq!(
         store
-            .fail_attempt("ident:gone", later, &policy)
+            .fail_attempt("ident:gone", "gone", later, &policy)
             .await
             .unwrap(),
         Some(until)
@@ -343,7 +344,7 @@ async fn the_counter_keeps_its_rules_at_the_edges() {
             store.reserve_attempt(key, t, &p).await.unwrap(),
             AttemptSlot::Allowed
         );
-        store.fail_attempt(key, t, &p).await.unwrap()
+        store.fail_attempt(key, "someone", t, &p).await.unwrap()
     };
 
     // A success, then four failures just before 15 min after it and a fifth just after:
@@ -387,4 +388,78 @@ async fn the_counter_keeps_its_rules_at_the_edges() {
             .unwrap(),
         AttemptSlot::Locked { .. }
     ));
+}
+
+/// Logins queued behind the attempts in flight wait by reading, not writing: 50
+/// simultaneous guesses cost one reservation write each and one per verdict, not a write
+/// per poll (counted by a trigger on the counters' table, on either backend).
+#[tokio::test]
+async fn waiting_logins_poll_by_reading_not_writing() {
+    let app = spawn_app().await;
+    let (email, _) = app.new_user().await;
+    let writes = WriteCounter::install(&app.db_url).await;
+
+    let guesses = (0..50).map(|_| app.login(&email, "Wrong-pass-123"));
+    let results = futures::future::join_all(guesses).await;
+    assert_eq!(results.iter().filter(|r| r.status == 401).count(), 5);
+    assert_eq!(results.iter().filter(|r| r.status == 423).count(), 45);
+
+    let n = writes.count().await;
+    // 50 reservations, 5 failures; a few more where a waiter saw a slot come free.
+    assert!(n >= 55, "every attempt is reserved: {n}");
+    assert!(n <= 65, "waiting logins wrote {n} times");
+}
+
+/// Counts inserts and updates of `login_attempts` with a trigger.
+enum WriteCounter {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl WriteCounter {
+    async fn install(db_url: &str) -> Self {
+        if db_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+            for sql in [
+                "CREATE TABLE write_count (n BIGINT NOT NULL)",
+                "INSERT INTO write_count VALUES (0)",
+                "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN UPDATE write_count SET n = n + 1; RETURN NULL; END $$",
+                "CREATE TRIGGER count_writes AFTER INSERT OR UPDATE ON login_attempts \
+                 FOR EACH ROW EXECUTE FUNCTION count_write()",
+            ] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            WriteCounter::Postgres(pool)
+        } else {
+            let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+            for sql in [
+                "CREATE TABLE write_count (n INTEGER NOT NULL)",
+                "INSERT INTO write_count VALUES (0)",
+                "CREATE TRIGGER count_inserts AFTER INSERT ON login_attempts \
+                 BEGIN UPDATE write_count SET n = n + 1; END",
+                "CREATE TRIGGER count_updates AFTER UPDATE ON login_attempts \
+                 BEGIN UPDATE write_count SET n = n + 1; END",
+            ] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            WriteCounter::Sqlite(pool)
+        }
+    }
+
+    async fn count(&self) -> i64 {
+        use sqlx::Row;
+        match self {
+            WriteCounter::Sqlite(p) => sqlx::query("SELECT n FROM write_count")
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get(0),
+            WriteCounter::Postgres(p) => sqlx::query("SELECT n FROM write_count")
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod metrics;
 mod mfa;
 mod openapi;
 mod pages;
+mod passkeys;
 mod refresh;
 mod restart;
 mod scaleout;

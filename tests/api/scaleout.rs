@@ -590,3 +590,101 @@ async fn a_rotation_on_one_instance_is_published_and_signed_with_everywhere_with
             .assert(204, None);
     }
 }
+
+/// Two admins removing each other at once, through two instances, many rounds: one
+/// change wins and the other gets 422 `last_admin`, so an active admin always remains
+/// (demotion, disabling and deletion alike).
+#[tokio::test]
+async fn the_last_admin_guard_holds_under_concurrent_removals_on_two_instances() {
+    if !services_available("the last-admin race test").await {
+        return;
+    }
+    let db = pg_schema_url().await;
+    let apps = cluster(2, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let (_, first) = a.user_with_tier(4).await;
+    let mut survivor = first;
+    for round in 0..24 {
+        let (_, newcomer) = b.user_with_tier(4).await;
+        let id = |login: &serde_json::Value| login["user"]["id"].as_str().unwrap().to_string();
+        let (x, y) = (survivor.clone(), newcomer.clone());
+        let remove = |app: &TestApp, actor: &serde_json::Value, target: &serde_json::Value| {
+            let path = format!("/api/v1/admin/users/{}", id(target));
+            let req = match round % 3 {
+                0 => app
+                    .client
+                    .patch(app.url(&path))
+                    .json(&json!({"permission_tier": 1})),
+                1 => app
+                    .client
+                    .patch(app.url(&path))
+                    .json(&json!({"is_active": false})),
+                _ => app.client.delete(app.url(&path)),
+            };
+            req.bearer_auth(access(actor)).send()
+        };
+        let (rx, ry) = tokio::join!(remove(a, &x, &y), remove(b, &y, &x));
+        let (sx, sy) = (rx.unwrap().status().as_u16(), ry.unwrap().status().as_u16());
+        let ok = |s: u16| s == 200 || s == 204;
+        assert!(
+            !(ok(sx) && ok(sy)),
+            "round {round}: both removals succeeded ({sx}, {sy}): no admin left"
+        );
+        // The loser was refused as the last admin (or had already lost its own rights).
+        let admins = a
+            .service
+            .admin_list_users(
+                tradeauth::service::UserQuery {
+                    q: None,
+                    tier: Some(tradeauth::domain::Tier::new(4).unwrap()),
+                    active: Some(true),
+                },
+                tradeauth::service::PageRequest {
+                    after: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(admins.items.len(), 1, "round {round}: ({sx}, {sy})");
+        survivor = if admins.items[0].user.id.0.to_string() == id(&x) {
+            x
+        } else {
+            y
+        };
+    }
+}
+
+/// A password reset or verification resend answers before it looks the address up: a
+/// known and an unknown address get the same 202 even while the database does not answer
+/// (the lookup, the token and the mail happen after the answer).
+#[tokio::test]
+async fn mail_requests_answer_before_looking_the_address_up() {
+    if !services_available("the mail-request timing test").await {
+        return;
+    }
+    let mut proxy = Proxy::start(5432).await;
+    let direct = pg_schema_url().await;
+    let db = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let apps = cluster(1, &db, "redis://127.0.0.1:6379", |s| s).await;
+    let app = &apps[0];
+    let (known, _) = app.new_user().await;
+    proxy.fail(Fault::Hang);
+    for email in [known.as_str(), "nobody-here@example.com"] {
+        for path in [
+            "/api/v1/auth/password-reset",
+            "/api/v1/auth/verify-email/resend",
+        ] {
+            let r = app.post(path, json!({ "email": email })).await;
+            r.assert(202, None);
+        }
+    }
+    // A malformed address is still told at once.
+    app.post(
+        "/api/v1/auth/password-reset",
+        json!({"email": "not-an-address"}),
+    )
+    .await
+    .assert(400, Some("validation_error"));
+    proxy.heal();
+}

@@ -390,6 +390,46 @@ async fn signing_keys_are_made_validated_and_listed_and_never_bearer_keys() {
 }
 
 #[tokio::test]
+async fn creating_a_signing_key_needs_a_recent_sign_in() {
+    let app = app().await;
+    let (email, login) = app.new_user().await;
+    let at = access(&login);
+    let caller = app.service.check_access_token(&at).unwrap();
+    let sid = caller.session_id().unwrap();
+    let age = |minutes: i64| {
+        let store = app.service.store.clone();
+        async move {
+            store
+                .mark_session_authenticated(
+                    sid,
+                    chrono::Utc::now() - chrono::Duration::minutes(minutes),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let signing = json!({"name": "late", "algorithm": "hmac-sha256"});
+    age(11).await;
+    create_key(&app, &at, signing.clone())
+        .await
+        .assert(403, Some("reauthentication_required"));
+    // A bearer key is not a signing key: no fresh proof needed.
+    create_key(&app, &at, json!({"name": "bearer"}))
+        .await
+        .assert(201, None);
+    age(9).await;
+    create_key(&app, &at, signing.clone())
+        .await
+        .assert(201, None);
+    // A fresh sign-in is the proof.
+    age(30).await;
+    let again = app.login(&email, PASSWORD).await;
+    create_key(&app, &access(&again.body), signing)
+        .await
+        .assert(201, None);
+}
+
+#[tokio::test]
 async fn hmac_keys_need_the_secret_key_setting() {
     let app = spawn_app().await;
     let (_, login) = app.new_user().await;

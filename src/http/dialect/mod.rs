@@ -94,6 +94,29 @@ pub fn field_name(dialect: Dialect, native: &'static str) -> &'static str {
     }
 }
 
+/// A JSON body as the dialect's handlers read it (`T` after the dialect's renaming).
+fn read_as<T: DeserializeOwned>(dialect: Dialect, body: &[u8]) -> Option<T> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let value = match dialect {
+        Dialect::OsEngine => os_engine::native_keys(value),
+        Dialect::Native | Dialect::Quantum | Dialect::Stratify => value,
+    };
+    serde_json::from_value(value).ok()
+}
+
+/// The identifier a login body signs in with, read exactly as the login handler reads it,
+/// so the rate limiter keys the bucket of the identifier that is tried (a decoy field
+/// cannot send it elsewhere). `None` for a body the handler refuses anyway.
+pub fn login_identifier(dialect: Dialect, body: &[u8]) -> Option<String> {
+    let request: LoginRequest = read_as(dialect, body)?;
+    login_input(dialect, request).ok().map(|i| i.identifier)
+}
+
+/// The refresh token a refresh body presents, read exactly as the refresh handler does.
+pub fn refresh_token(dialect: Dialect, body: &[u8]) -> Option<String> {
+    read_as::<super::requests::RefreshRequest>(dialect, body)?.refresh_token
+}
+
 /// The login use case's input from the login body, by the dialect's rules.
 pub fn login_input(dialect: Dialect, body: LoginRequest) -> Result<LoginInput, Error> {
     match dialect {

@@ -3,6 +3,7 @@
 
 use super::super::Audit;
 use super::super::{Error, RequestContext, Result, Service};
+use super::SignInMethod;
 use crate::domain::lockout::{counter_key, AttemptSlot, LockoutPolicy};
 use crate::domain::session::refresh_expiry;
 use crate::domain::AuditKind;
@@ -54,6 +55,8 @@ pub struct Issued {
 struct Reservation {
     store: DynStore,
     key: String,
+    /// The identifier as lower-cased, noted with a failure (`LockoutStore::failed_with`).
+    identifier: String,
     /// A verdict is being recorded. Set before the statement runs (each verdict settles
     /// first, then returns the statement to await): should the request be dropped
     /// mid-statement, a second release would free another attempt's slot, while a lost
@@ -70,11 +73,16 @@ impl Reservation {
 
     /// A failure: counted; `Some(until)` when it reached the threshold and locked.
     fn fail(
-        self,
+        mut self,
         policy: LockoutPolicy,
     ) -> impl Future<Output = StoreResult<Option<DateTime<Utc>>>> {
+        let identifier = std::mem::take(&mut self.identifier);
         let (store, key) = self.settle();
-        async move { store.fail_attempt(&key, Utc::now(), &policy).await }
+        async move {
+            store
+                .fail_attempt(&key, &identifier, Utc::now(), &policy)
+                .await
+        }
     }
 
     /// The password was right: the count starts over.
@@ -127,9 +135,12 @@ impl Service {
         let user_key = user.as_ref().map(|u| u.id.to_string());
         let key = counter_key(self.lockout_scope(), user_key.as_deref(), ident, ctx.ip);
         let policy = self.lockout_policy();
+        let lowered = ident.to_lowercase();
         // The attempt is reserved before the password is evaluated, so however many
         // guesses arrive at once, no more reach the hash than failures are still allowed.
         // One beyond that waits for an attempt in flight to end (`domain::lockout`).
+        // The wait reads (`peek_attempt`) and writes again only when a slot looks free, so
+        // a queue of waiting logins adds no writes to the store's single writer.
         let waiting = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(5);
         let now = loop {
@@ -137,21 +148,29 @@ impl Service {
             match self.store.reserve_attempt(&key, now, &policy).await? {
                 AttemptSlot::Allowed => break now,
                 AttemptSlot::Locked { until } => {
-                    return Err(self.refused_locked(&user, until, ctx).await)
+                    return Err(self.locked(&key, &lowered, &user, until, input, ctx).await)
                 }
-                AttemptSlot::Busy if waiting.elapsed() < std::time::Duration::from_secs(10) => {
+                AttemptSlot::Busy => loop {
+                    if waiting.elapsed() >= std::time::Duration::from_secs(10) {
+                        self.metrics.login("rate_limited");
+                        return Err(Error::RateLimited { retry_after: 1 });
+                    }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(100));
-                }
-                AttemptSlot::Busy => {
-                    self.metrics.login("rate_limited");
-                    return Err(Error::RateLimited { retry_after: 1 });
-                }
+                    match self.store.peek_attempt(&key, Utc::now(), &policy).await? {
+                        AttemptSlot::Busy => continue,
+                        AttemptSlot::Locked { until } => {
+                            return Err(self.locked(&key, &lowered, &user, until, input, ctx).await)
+                        }
+                        AttemptSlot::Allowed => break,
+                    }
+                },
             }
         };
         let attempt = Reservation {
             store: self.store.clone(),
             key,
+            identifier: lowered,
             settled: false,
         };
         let result = self.finish_login(input, user, attempt, now, ctx).await;
@@ -160,6 +179,40 @@ impl Service {
             Err(e) => e.code(),
         });
         result
+    }
+
+    /// The answer to an attempt on a locked counter; no password is evaluated. 423 only
+    /// for an identifier that took part in the failures; another identifier of the account
+    /// gets what a wrong password gets (401, after the same hashing time, not counted), so
+    /// nothing links two identifiers of one account (API.md, Login rules).
+    async fn locked(
+        &self,
+        key: &str,
+        identifier: &str,
+        user: &Option<User>,
+        until: DateTime<Utc>,
+        input: LoginInput,
+        ctx: &RequestContext,
+    ) -> Error {
+        let linked = match self.store.failed_with(key, identifier).await {
+            Ok(linked) => linked,
+            Err(e) => return e.into(),
+        };
+        if user.is_none() || linked {
+            return self.refused_locked(user, until, ctx).await;
+        }
+        if let Err(e) = self.hasher.verify(&input.password, None).await {
+            return e.into();
+        }
+        self.audit(
+            Audit::new(AuditKind::LoginFailed)
+                .user(user.as_ref().map(|u| u.id))
+                .ctx(ctx)
+                .details(json!({"reason": "account_locked", "identifier_answered": "invalid_credentials"})),
+        )
+        .await;
+        self.metrics.login("invalid_credentials");
+        Error::InvalidCredentials
     }
 
     /// The answer to an attempt on a locked counter: no password is evaluated.
@@ -205,28 +258,10 @@ impl Service {
                 .await?;
             return Err(Error::InvalidCredentials);
         };
-        if !user.is_active {
+        if let Err(refusal) = self.admit(&user, SignInMethod::Password, ctx).await {
             // The password was right: not a failure.
             attempt.succeed(now).await?;
-            self.audit(
-                Audit::new(AuditKind::LoginFailed)
-                    .user(user.id)
-                    .ctx(ctx)
-                    .details(json!({"reason": "account_disabled"})),
-            )
-            .await;
-            return Err(Error::AccountDisabled);
-        }
-        if self.config.require_email_verification && !user.is_verified {
-            attempt.succeed(now).await?;
-            self.audit(
-                Audit::new(AuditKind::LoginFailed)
-                    .user(user.id)
-                    .ctx(ctx)
-                    .details(json!({"reason": "email_not_verified"})),
-            )
-            .await;
-            return Err(Error::EmailNotVerified);
+            return Err(refusal);
         }
         if user.mfa_enabled {
             let totp = input.totp_code.as_deref().filter(|c| !c.trim().is_empty());
@@ -253,15 +288,9 @@ impl Service {
                 Err(e) => tracing::warn!(error = %e, "rehash failed"),
             }
         }
-        let issued = self.start_session(user, input.remember_me, ctx).await?;
-        self.audit(
-            Audit::new(AuditKind::LoginSucceeded)
-                .user(issued.user.id)
-                .actor(issued.user.id)
-                .ctx(ctx)
-                .details(json!({"session_id": issued.session_id})),
-        )
-        .await;
+        let issued = self
+            .sign_in(user, input.remember_me, SignInMethod::Password, ctx)
+            .await?;
         Ok(issued)
     }
 
@@ -303,7 +332,7 @@ impl Service {
         }
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         mut user: User,
         remember_me: bool,

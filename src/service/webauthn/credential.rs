@@ -48,7 +48,7 @@ impl<'de> Deserialize<'de> for CredentialId {
 }
 
 /// A stored passkey: the public key, algorithm, signature counter and flags, as
-/// `webauthn-rs` keeps them. Serialises to JSON (`passkeys.passkey_json`); read back with
+/// `webauthn-rs` keeps them. Serialises to JSON (`passkeys.credential`); read back with
 /// [`PasskeyCredential::from_json`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]

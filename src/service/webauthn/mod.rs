@@ -418,7 +418,7 @@ impl Passkeys {
     ///
     /// Concurrent sign-ins with one credential can both pass against the same stored
     /// counter; the caller writes the new counter with a compare-and-set
-    /// (`UPDATE … SET counter = $new, passkey_json = $json WHERE credential_id = $id AND
+    /// (`UPDATE … SET counter = $new, credential = $json WHERE credential_id = $id AND
     /// counter < $new`, or unconditionally when `counter` is 0) and treats no row updated
     /// as a counter regression.
     pub fn finish_authentication(

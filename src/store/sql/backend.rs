@@ -93,6 +93,10 @@ pub trait Driver: Database {
     fn map_err(e: sqlx::Error) -> StoreError;
     /// The rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// Run first in a transaction that may take away an active admin, so two such
+    /// changes at once are checked one after the other (the last-admin rule). `None` where
+    /// the backend's single writer already serialises them.
+    const SERIALISE_ADMIN_CHANGES: Option<&'static str>;
 }
 
 /// Runs a query on one connection (a pool's or a transaction's).

@@ -101,12 +101,68 @@ impl<DB: Backend> LockoutStore for SqlStore<DB> {
         })
     }
 
-    async fn fail_attempt(
+    async fn peek_attempt(
         &self,
         key: &str,
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptSlot> {
+        let row = sqlx::query::<DB>(
+            "SELECT failures, window_start, locked_until, pending, pending_at \
+             FROM login_attempts WHERE key = $1",
+        )
+        .arg(key)
+        .optional(&mut *self.reader().await?)
+        .await?;
+        let Some(row) = row else {
+            return Ok(AttemptSlot::Allowed);
+        };
+        let now_ms = ms(now);
+        let failures: i64 = row.col("failures")?;
+        let window_start: i64 = row.col("window_start")?;
+        let locked: Option<i64> = row.col("locked_until")?;
+        let pending: i64 = row.col("pending")?;
+        let pending_at: i64 = row.col("pending_at")?;
+        // The same arithmetic as RESERVE's (LOCKED, RESET, F and P).
+        if let Some(until) = locked.filter(|&l| l > now_ms) {
+            return Ok(AttemptSlot::Locked {
+                until: from_ms(until),
+            });
+        }
+        let reset = locked.is_some() || window_start <= now_ms - policy.window.num_milliseconds();
+        let f = if reset { 0 } else { failures };
+        let p = if pending_at <= now_ms - RESERVATION_TTL.num_milliseconds() {
+            0
+        } else {
+            pending
+        };
+        let threshold = policy.threshold as i64;
+        // F at the threshold without a lock: RESERVE locks; let it.
+        Ok(if f >= threshold || f + p < threshold {
+            AttemptSlot::Allowed
+        } else {
+            AttemptSlot::Busy
+        })
+    }
+
+    async fn fail_attempt(
+        &self,
+        key: &str,
+        identifier: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
     ) -> StoreResult<Option<DateTime<Utc>>> {
+        // Noted first, so an attempt that sees the lock this failure may set also sees
+        // which identifiers it answers.
+        sqlx::query::<DB>(
+            "INSERT INTO login_failure_identifiers (key, identifier, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key, identifier) DO UPDATE SET at = $3",
+        )
+        .arg(key)
+        .arg(identifier)
+        .arg(ms(now))
+        .run(&mut *self.writer().await?)
+        .await?;
         let until = now + policy.duration;
         let row = sqlx::query::<DB>(&FAIL)
             .arg(key)
@@ -121,6 +177,21 @@ impl<DB: Backend> LockoutStore for SqlStore<DB> {
         // This failure locked the account when it set the lock that is there now.
         let locked_now = failures >= policy.threshold as i64 && locked == Some(ms(until));
         Ok(locked_now.then(|| from_ms(ms(until))))
+    }
+
+    async fn failed_with(&self, key: &str, identifier: &str) -> StoreResult<bool> {
+        // A failure counts from its window's start on (`FAIL` restarts the window at the
+        // first failure after a reset, a success or an unlock).
+        let row = sqlx::query::<DB>(
+            "SELECT COUNT(*) AS n FROM login_failure_identifiers i \
+             JOIN login_attempts a ON a.key = i.key \
+             WHERE i.key = $1 AND i.identifier = $2 AND i.at >= a.window_start",
+        )
+        .arg(key)
+        .arg(identifier)
+        .one(&mut *self.reader().await?)
+        .await?;
+        Ok(row.col("n").map(|n: i64| n)? > 0)
     }
 
     async fn succeed_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -16,6 +16,7 @@
 //! | `mail_tokens.rs` | [`MailTokenStore`](crate::store::MailTokenStore) |
 //! | `mfa.rs` | [`MfaStore`](crate::store::MfaStore) |
 //! | `idempotency.rs` | [`IdempotencyStore`](crate::store::IdempotencyStore) |
+//! | `passkeys.rs` | [`PasskeyStore`](crate::store::PasskeyStore) |
 //!
 //! Every statement is one SQL text both databases accept: `$N` placeholders (sqlx's
 //! SQLite driver binds them by number too), `TRUE`/`FALSE`, `ON CONFLICT`, `RETURNING`,
@@ -36,6 +37,7 @@ mod keys;
 mod lockout;
 mod mail_tokens;
 mod mfa;
+mod passkeys;
 mod revocations;
 mod sessions;
 mod users;
@@ -134,6 +136,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
         .arg(ms(now))
         .run(&mut tx)
         .await?;
+        sqlx::query::<DB>("DELETE FROM login_failure_identifiers WHERE at < $1 - 86400000")
+            .arg(ms(now))
+            .run(&mut tx)
+            .await?;
+        sqlx::query::<DB>("DELETE FROM webauthn_challenges WHERE expires_at <= $1")
+            .arg(ms(now))
+            .run(&mut tx)
+            .await?;
         sqlx::query::<DB>("DELETE FROM idempotency_keys WHERE created_at < $1")
             .arg(ms(now - chrono::Duration::hours(24)))
             .run(&mut tx)

@@ -64,7 +64,8 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         sqlx::query::<DB>(
             "INSERT INTO sessions (id, user_id, generation, remember_me, created_at, \
              last_used_at, rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, \
-             user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             user_agent, authenticated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5)",
         )
         .arg(s.id.to_string())
         .arg(s.user_id.0.to_string())
@@ -222,5 +223,28 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         .one(&mut *self.reader().await?)
         .await?
         .col("n")
+    }
+
+    async fn session_authenticated_at(&self, id: Uuid) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = sqlx::query::<DB>(
+            "SELECT COALESCE(authenticated_at, created_at) AS at FROM sessions WHERE id = $1",
+        )
+        .arg(id.to_string())
+        .optional(&mut *self.writer().await?)
+        .await?;
+        row.map(|r| -> StoreResult<DateTime<Utc>> {
+            let at: i64 = r.col("at")?;
+            Ok(from_ms(at))
+        })
+        .transpose()
+    }
+
+    async fn mark_session_authenticated(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query::<DB>("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
+            .arg(ms(at))
+            .arg(id.to_string())
+            .run(&mut *self.writer().await?)
+            .await?;
+        Ok(())
     }
 }

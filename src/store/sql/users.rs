@@ -130,6 +130,12 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
                WHERE tier = 4 AND is_active = TRUE AND id <> $8) > 0) RETURNING {USER_COLS}"
         );
         let full_name = p.full_name.as_ref().map(|f| f.as_ref().map(|f| f.as_str()));
+        let mut tx = self.begin().await?;
+        if p.keep_an_admin {
+            if let Some(lock) = DB::SERIALISE_ADMIN_CHANGES {
+                sqlx::query::<DB>(lock).optional(&mut tx).await?;
+            }
+        }
         let row = sqlx::query::<DB>(&sql)
             .arg(p.email.as_ref().map(|e| e.as_str()))
             .arg(p.username.as_ref().map(|u| u.as_str()))
@@ -140,8 +146,9 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             .arg(p.is_verified)
             .arg(id.0.to_string())
             .arg(p.keep_an_admin)
-            .optional(&mut *self.writer().await?)
+            .optional(&mut tx)
             .await?;
+        commit(tx).await?;
         match row {
             Some(row) => user_from_row::<DB>(&row).map(Some),
             None if p.keep_an_admin && self.user_by_id(id).await?.is_some() => {
@@ -188,6 +195,11 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         keep_an_admin: bool,
     ) -> StoreResult<Option<Vec<Uuid>>> {
         let mut tx = self.begin().await?;
+        if keep_an_admin {
+            if let Some(lock) = DB::SERIALISE_ADMIN_CHANGES {
+                sqlx::query::<DB>(lock).optional(&mut tx).await?;
+            }
+        }
         let uid = id.0.to_string();
         let target = sqlx::query::<DB>("SELECT tier, is_active FROM users WHERE id = $1")
             .arg(uid.as_str())
