@@ -32,6 +32,7 @@ pub mod pages;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod requests;
+pub mod signed;
 pub mod state;
 pub mod views;
 pub mod ws;
@@ -64,7 +65,13 @@ pub fn router(state: AppState) -> Router {
             "/admin",
             admin::router(&state).merge(oauth::clients::admin_router(&state)),
         )
-        .merge(ws::router());
+        .merge(ws::router())
+        .merge(signed::router())
+        // Signed requests with a body: the bytes must match the signed Content-Digest.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            signed::check_signed_body,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
@@ -116,6 +123,9 @@ fn cors(state: &AppState) -> CorsLayer {
             name("x-api-key"),
             name(csrf::HEADER),
             name("idempotency-key"),
+            name("signature"),
+            name("signature-input"),
+            name("content-digest"),
             REQUEST_ID,
         ])
         // What the TypeScript client reads: the server's clock, back-off, limits.

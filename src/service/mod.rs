@@ -29,6 +29,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod passkeys;
 pub mod passwords;
+pub mod signatures;
 pub mod verification;
 pub mod webauthn;
 
@@ -291,6 +292,10 @@ pub struct Service {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// The keys that sign ID tokens (`oauth::keys`).
     id_keys: oauth::IdKeys,
+    /// Signing keys read in the last second (signed requests; see `signatures`).
+    signing_keys: signatures::KeyCache,
+    /// Accepted signatures, each accepted once (in-process, or shared through Redis).
+    replay: crate::store::replay::DynReplayCache,
     /// The WebAuthn relying party; `None` when the RP ID is an IP address (browsers refuse
     /// those, so passkeys are off and their endpoints answer 404).
     webauthn: Option<webauthn::Passkeys>,
@@ -450,10 +455,16 @@ pub async fn build(
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());
     let mut bus = None;
+    let mut replay: crate::store::replay::DynReplayCache =
+        Arc::new(crate::store::replay::LocalReplayCache::default());
     if let Some(url) = &config.redis_url {
         use secrecy::ExposeSecret;
         let conn = crate::store::redis::SharedConn::connect(url.expose_secret()).await?;
         let client = conn.client();
+        replay = Arc::new(crate::store::replay::RedisReplayCache::new(
+            conn.clone(),
+            &config.redis_prefix,
+        ));
         limiter = Arc::new(crate::store::redis::RedisRateLimiter::new(
             conn.clone(),
             config.redis_prefix.clone(),
@@ -511,6 +522,8 @@ pub async fn build(
         metrics,
         user_cache: UserCache::default(),
         id_keys,
+        signing_keys: signatures::KeyCache::default(),
+        replay,
         webauthn,
         passkey_decoy_key,
     }))

@@ -23,6 +23,7 @@ mod passkeys;
 mod refresh;
 mod restart;
 mod scaleout;
+mod signed;
 mod tokens;
 mod transport;
 mod websocket;
