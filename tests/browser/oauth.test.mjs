@@ -69,6 +69,7 @@ test('authorize → login page → consent page → back to the relying party wi
   await page.getByRole('button', { name: 'Allow', exact: true }).click();
 
   const back = new URL(await arrived);
+  await page.waitForURL(/^http:\/\/127\.0\.0\.1:9\/cb/);
   assert.equal(back.origin + back.pathname, REDIRECT_URI);
   assert.equal(back.searchParams.get('state'), 'xyz');
   assert.equal(back.searchParams.get('iss'), stack.origin);
@@ -126,6 +127,7 @@ test('a first-party client: sign-in leads straight back, past the form-action ru
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   const back = new URL(await arrived);
+  await page.waitForURL(/^http:\/\/127\.0\.0\.1:9\/cb/);
   assert.equal(back.searchParams.get('state'), 's2');
   assert.ok(back.searchParams.get('code'));
   await assertNoCspViolations(page);
