@@ -7,7 +7,11 @@
 //! - `refresh BASE USER PASSWORD CHAINS SECS`: rotations per second over CHAINS chains;
 //! - `flood BASE TOKEN SECS FLOODERS`: /auth/verify p50/p99 while FLOODERS clients send
 //!   wrong passwords;
-//! - `ready BIN DB`: milliseconds from process start to /readyz answering 200.
+//! - `ready BIN DB`: milliseconds from process start to /readyz answering 200;
+//! - `passkey BASE USER PASSWORD N`: registers a passkey for USER (the
+//!   `webauthn-authenticator-rs` soft passkey, origin `http://localhost:8080`, so the server
+//!   must have RP ID `localhost` and that origin allowed: its defaults), then N passkey
+//!   sign-ins (`login/start` + `login/finish`, with the username): p50/p99 of the pair.
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use serde_json::{json, Value};
@@ -319,6 +323,109 @@ async fn ready(bin: &str, db: &str) -> Value {
     json!({"start_to_ready_ms": ms(took)})
 }
 
+/// The page origin the soft passkey writes into `clientDataJSON` (the server's default
+/// public URL: RP ID `localhost`).
+const PASSKEY_ORIGIN: &str = "http://localhost:8080";
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn passkey_login(base: &str, user: &str, password: &str, n: usize) -> Value {
+    use webauthn_authenticator_rs::prelude::{Url, WebauthnAuthenticator};
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let client = reqwest::Client::new();
+    let origin = Url::parse(PASSKEY_ORIGIN).unwrap();
+    // `true`: it claims user verification (it has no way to perform one).
+    let mut token = SoftPasskey::new(true);
+    let session = login(&client, base, user, password).await;
+    let at = session["access_token"].as_str().unwrap().to_string();
+    let (status, started) = post_json(
+        &client,
+        format!("{base}/api/v1/auth/passkeys/register/start"),
+        Some(&at),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "register/start: {started}");
+    let credential = token
+        .do_registration(
+            origin.clone(),
+            serde_json::from_value(started["options"].clone()).unwrap(),
+        )
+        .expect("the soft passkey registers");
+    let (status, body) = post_json(
+        &client,
+        format!("{base}/api/v1/auth/passkeys/register/finish"),
+        Some(&at),
+        json!({"challenge_id": started["challenge_id"], "name": "bench",
+               "credential": serde_json::to_value(&credential).unwrap()}),
+    )
+    .await;
+    assert_eq!(status, 201, "register/finish: {body}");
+
+    let mut times = Vec::with_capacity(n);
+    let mut errors = 0u64;
+    // One warm-up sign-in, then N measured. A round's time is the two requests' (start and
+    // finish, as the client sees them); the authenticator's own ES256 signature between them
+    // is the browser's work and is left out.
+    for i in 0..=n {
+        let t = Instant::now();
+        let (status, started) = post_json(
+            &client,
+            format!("{base}/api/v1/auth/passkeys/login/start"),
+            None,
+            json!({"username": user}),
+        )
+        .await;
+        let mut took = ms(t.elapsed());
+        let ok = if status == 200 {
+            let assertion = token
+                .do_authentication(
+                    origin.clone(),
+                    serde_json::from_value(started["options"].clone()).unwrap(),
+                )
+                .expect("the soft passkey signs");
+            let body = json!({"challenge_id": started["challenge_id"],
+                              "credential": serde_json::to_value(&assertion).unwrap()});
+            let t = Instant::now();
+            let (status, body) = post_json(
+                &client,
+                format!("{base}/api/v1/auth/passkeys/login/finish"),
+                None,
+                body,
+            )
+            .await;
+            took += ms(t.elapsed());
+            status == 200 && body["access_token"].is_string()
+        } else {
+            false
+        };
+        if !ok {
+            errors += 1;
+        } else if i > 0 {
+            times.push(took);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "passkey_login_p50_ms": percentile(&times, 0.5),
+        "passkey_login_p99_ms": percentile(&times, 0.99),
+        "passkey_login_errors": errors,
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -331,6 +438,7 @@ async fn main() {
         "refresh" => refresh_chains(&a(2), &a(3), &a(4), n(5), n(6) as u64).await,
         "flood" => flood(&a(2), &a(3), n(4) as u64, n(5)).await,
         "ready" => ready(&a(2), &a(3)).await,
+        "passkey" => passkey_login(&a(2), &a(3), &a(4), n(5)).await,
         other => panic!("unknown subcommand {other:?}"),
     };
     println!("{out}");
