@@ -246,6 +246,10 @@ impl From<anyhow::Error> for Error {
         if e.downcast_ref::<super::passwords::Overloaded>().is_some() {
             return Error::Unavailable(e.to_string());
         }
+        // A store error that travelled as `anyhow` (key rotation) keeps its meaning.
+        if let Some(crate::store::StoreError::Unavailable(m)) = e.downcast_ref() {
+            return Error::Unavailable(m.clone());
+        }
         Error::Internal(format!("{e:#}"))
     }
 }

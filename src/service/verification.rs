@@ -199,10 +199,11 @@ impl Service {
             .peek_mail_token(&hash, MailPurpose::Reset, now)
             .await?
             .ok_or(Error::InvalidMailToken)?;
-        let user = self
-            .user(user_id)
-            .await
-            .map_err(|_| Error::InvalidMailToken)?;
+        // A deleted account's token is an invalid token; a store that is away is a 503.
+        let user = self.user(user_id).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::InvalidMailToken,
+            other => other,
+        })?;
         password::check(
             new_password.expose_secret(),
             &PolicyInput {

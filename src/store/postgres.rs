@@ -47,11 +47,17 @@ fn map_err(e: sqlx::Error) -> StoreError {
             }
         }
         // Connection exceptions (08xxx), the server shutting down or a terminated backend
-        // (57Pxx), too many connections (53300): the database is away, not the request wrong.
+        // (57Pxx), insufficient resources (53xxx), a serialization failure or deadlock
+        // (40001, 40P01), a read-only transaction right after a failover (25006), a
+        // statement timeout (57014): the database is away or busy, not the request wrong;
+        // the caller may retry.
         sqlx::Error::Database(db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300") =>
+            if db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || matches!(&*c, "40001" | "40P01" | "25006" | "57014")
+            }) =>
         {
             StoreError::Unavailable(db.message().to_string())
         }

@@ -406,6 +406,19 @@ async fn postgres_refusing_resetting_or_hanging_gives_503_then_recovers() {
                 app.get_auth("/api/v1/admin/users", &admin_at).await,
             ),
             ("readyz", app.get("/readyz").await),
+            (
+                "rotate",
+                app.post_auth("/api/v1/admin/signing-keys/rotate", &admin_at, None)
+                    .await,
+            ),
+            (
+                "reset confirm",
+                app.post(
+                    "/api/v1/auth/password-reset/confirm",
+                    json!({"token": "x".repeat(43), "new_password": "Another-pass-123"}),
+                )
+                .await,
+            ),
         ];
         for (what, r) in answers {
             assert_eq!(
