@@ -9,7 +9,8 @@
 # rotations with 32 chains, login latency next to the bare Argon2id hash, passkey sign-in
 # latency (soft passkey), /auth/verify p99 while 64 clients send wrong passwords, RSS idle
 # and with 100k sessions + 100k revocations, start-to-ready, login/refresh/passkey login with
-# 1k and 1M users; then the core scenarios again on PostgreSQL + Redis when they are
+# 1k and 1M users, signed requests (RFC 9421, Ed25519, every signature unique) at
+# /auth/verify; then the core scenarios again on PostgreSQL + Redis when they are
 # reachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -143,6 +144,10 @@ core_scenarios() { # $1 prefix ("" or "pg_")
         record "$("$DRV" login "$BASE" loadtest@bench.example bench-Password-1 "$((N_LOGIN / 2))" | sed "s/\"login/\"${p}rr${r}_login/g; s/\"bare/\"${p}rr${r}_bare/g")"
         record "$("$DRV" passkey "$BASE" loadtest@bench.example bench-Password-1 "$N_PASSKEY" | sed "s/\"passkey/\"${p}rr${r}_passkey/g")"
     done
+    local cache=in-process
+    [ -n "$p" ] && cache=Redis
+    echo "-- ${p}signed requests at /auth/verify (every signature unique; replay cache: $cache)"
+    record "$("$DRV" signed "$BASE" "$token" "${DUR%s}" 64 | sed "s/\"signed/\"${p}signed/g")"
     echo "-- ${p}verify during a login flood"
     record "$("$DRV" flood "$BASE" "$token" "$FLOOD" 64 | sed "s/\"verify/\"${p}verify/g; s/\"flood/\"${p}flood/g")"
 }
@@ -236,6 +241,8 @@ r["pg_ratio_verify_to_healthz"] = ratio("pg_verify_rps", "pg_healthz_rps")
 r["pg_ratio_me_to_healthz"] = ratio("pg_me_rps", "pg_healthz_rps")
 r["ratio_verify_cookie_to_healthz"] = ratio("verify_cookie_rps", "healthz_rps")
 r["pg_ratio_verify_cookie_to_healthz"] = ratio("pg_verify_cookie_rps", "pg_healthz_rps")
+r["ratio_signed_verify_to_healthz"] = ratio("signed_verify_rps", "healthz_rps")
+r["pg_ratio_signed_verify_to_healthz"] = ratio("pg_signed_verify_rps", "pg_healthz_rps")
 r["login_p50_minus_bare_hash_ms"] = round(r["login_p50_ms"] - r["bare_hash_ms"], 3)
 if "users1000_login_p50_ms" in r and "users1000000_login_p50_ms" in r:
     r["users_1m_vs_1k_login_p50"] = ratio("users1000000_login_p50_ms", "users1000_login_p50_ms")
@@ -333,7 +340,10 @@ for name, key in [("/healthz req/s", "healthz_rps"), ("/auth/verify req/s", "ver
                   ("refresh rotations/s (32 chains)", "refresh_per_sec"), ("refresh p50 ms", "refresh_p50_ms"),
                   ("login p50 ms", "login_p50_ms"), ("login p99 ms", "login_p99_ms"), ("bare Argon2id hash ms", "bare_hash_ms"),
                   ("/auth/verify p50 ms during flood", "verify_during_flood_p50_ms"), ("/auth/verify p99 ms during flood", "verify_during_flood_p99_ms"),
-                  ("wrong-password logins/s during flood", "flood_logins_per_sec")]:
+                  ("wrong-password logins/s during flood", "flood_logins_per_sec"),
+                  ("signed /auth/verify req/s (Ed25519, unique signatures)", "signed_verify_rps"),
+                  ("signed /auth/verify p99 ms", "signed_verify_p99_ms"),
+                  ("signed /auth/verify req/s ÷ /healthz req/s", "ratio_signed_verify_to_healthz")]:
     lines.append(f"| {name} | {f(key)} | {f('pg_' + key)} |")
 lines += ["", f"Start to ready: {f('start_to_ready_first_ms', ' ms')} on an empty database (migrations and key generation), "
           f"{f('start_to_ready_ms', ' ms')} on an existing one. RSS: {f('rss_idle_mb', ' MB')} idle, "

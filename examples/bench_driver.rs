@@ -11,7 +11,9 @@
 //! - `passkey BASE USER PASSWORD N`: registers a passkey for USER (the
 //!   `webauthn-authenticator-rs` soft passkey, origin `http://localhost:8080`, so the server
 //!   must have RP ID `localhost` and that origin allowed: its defaults), then N passkey
-//!   sign-ins (`login/start` + `login/finish`, with the username): p50/p99 of the pair.
+//!   sign-ins (`login/start` + `login/finish`, with the username): p50/p99 of the pair;
+//! - `signed BASE TOKEN SECS CONNS`: signed requests (RFC 9421, Ed25519, every signature
+//!   unique) checked per second at /auth/verify over CONNS connections, with p50/p99.
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use serde_json::{json, Value};
@@ -426,6 +428,106 @@ async fn passkey_login(base: &str, user: &str, password: &str, n: usize) -> Valu
     })
 }
 
+/// Signed requests at forward-auth: an Ed25519 signing key made with `token`, then
+/// `conns` clients sending GET /api/v1/auth/verify, each request signed anew (its own
+/// nonce), so every check goes through the window, the key, the signature and the replay
+/// cache. The signing happens here, on the same machine, like wrk's work for the others.
+async fn signed(base: &str, token: &str, secs: u64, conns: usize) -> Value {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use std::sync::Arc;
+    use tradeauth::tokens::httpsig::base::{signature_base, RequestView};
+
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Arc::new(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap());
+    let client = reqwest::Client::new();
+    let made: Value = client
+        .post(format!("{base}/api/v1/auth/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "bench bot", "algorithm": "ed25519", "public_key":
+            {"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = made["key_id"].as_str().expect("a signing key").to_string();
+    let authority = base.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (client, base, pair, key_id, authority) = (
+            client.clone(),
+            base.to_string(),
+            pair.clone(),
+            key_id.clone(),
+            authority.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (mut times, mut errors) = (Vec::new(), 0u64);
+            let headers = axum::http::HeaderMap::new();
+            let covered: Vec<String> = ["@method", "@authority", "@path", "@query"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let created = chrono::Utc::now().timestamp();
+                let params = format!(
+                    "(\"@method\" \"@authority\" \"@path\" \"@query\");created={created};\
+                     keyid=\"{key_id}\";nonce=\"c{c}n{n}\";tag=\"tradeauth\""
+                );
+                let view = RequestView {
+                    method: "GET",
+                    scheme: "http",
+                    authority: &authority,
+                    path: "/api/v1/auth/verify",
+                    query: None,
+                    headers: &headers,
+                    has_body: false,
+                };
+                let text = signature_base(&view, &covered, &params).unwrap();
+                let sig = STANDARD.encode(pair.sign(text.as_bytes()).as_ref());
+                let t = Instant::now();
+                let r = client
+                    .get(format!("{base}/api/v1/auth/verify"))
+                    .header("signature-input", format!("b={params}"))
+                    .header("signature", format!("b=:{sig}:"))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().as_u16() == 204 => times.push(ms(t.elapsed())),
+                    Ok(r) => {
+                        if errors == 0 {
+                            let body = r.text().await.unwrap_or_default();
+                            eprintln!("signed request refused: {body}");
+                        }
+                        errors += 1;
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (times, errors)
+        }));
+    }
+    let (mut times, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (t, e) = t.await.unwrap();
+        times.extend(t);
+        errors += e;
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "signed_verify_rps": times.len() as f64 / secs as f64,
+        "signed_verify_p50_ms": percentile(&times, 0.5),
+        "signed_verify_p99_ms": percentile(&times, 0.99),
+        "signed_verify_errors": errors,
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -439,6 +541,7 @@ async fn main() {
         "flood" => flood(&a(2), &a(3), n(4) as u64, n(5)).await,
         "ready" => ready(&a(2), &a(3)).await,
         "passkey" => passkey_login(&a(2), &a(3), &a(4), n(5)).await,
+        "signed" => signed(&a(2), &a(3), n(4) as u64, n(5)).await,
         other => panic!("unknown subcommand {other:?}"),
     };
     println!("{out}");

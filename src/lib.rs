@@ -11,7 +11,8 @@
 //! - [`store`], [`mail`], [`metrics`]: storage traits and backends, in-process shared
 //!   state; the outbox; the Prometheus registry;
 //! - [`tokens`]: JWTs, signing keys, JWKS, refresh-token format;
-//! - [`domain`]: pure rules and types.
+//! - [`domain`]: pure rules and types;
+//! - [`upstream`]: for services behind the proxy (the body check of signed requests).
 
 pub mod app;
 pub mod cli;
@@ -24,3 +25,4 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod upstream;

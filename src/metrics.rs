@@ -44,10 +44,17 @@ pub struct Metrics {
     /// Cookie-authenticated requests refused by the CSRF rules, by reason (`origin`,
     /// `token`).
     pub csrf_refusals: IntCounterVec,
+    /// Signed requests (RFC 9421) by outcome: `accepted`, `expired`, `replayed`,
+    /// `invalid` (every other refusal), `unavailable` (the replay cache could not answer).
+    pub signed_requests: IntCounterVec,
     /// Finished passkey ceremonies by ceremony (`register`, `login`) and outcome
     /// (`succeeded`, or the error code answered).
     pub passkeys: IntCounterVec,
 }
+
+/// The outcomes of a signed request, counted in `signed_requests_total`.
+pub const SIGNED_OUTCOMES: [&str; 5] =
+    ["accepted", "expired", "replayed", "invalid", "unavailable"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -113,6 +120,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let signed_requests = IntCounterVec::new(
+            Opts::new(
+                "signed_requests_total",
+                "Signed requests (RFC 9421) by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let passkeys = IntCounterVec::new(
             Opts::new(
                 "passkey_ceremonies_total",
@@ -132,6 +147,7 @@ impl Metrics {
             Box::new(hash_queue.clone()),
             Box::new(websockets.clone()),
             Box::new(csrf_refusals.clone()),
+            Box::new(signed_requests.clone()),
             Box::new(passkeys.clone()),
         ] {
             registry.register(c).expect("metrics register once");
@@ -143,6 +159,9 @@ impl Metrics {
         }
         for reason in ["origin", "token"] {
             csrf_refusals.with_label_values(&[reason]);
+        }
+        for outcome in SIGNED_OUTCOMES {
+            signed_requests.with_label_values(&[outcome]);
         }
         for ceremony in ["register", "login"] {
             passkeys.with_label_values(&[ceremony, "succeeded"]);
@@ -159,6 +178,7 @@ impl Metrics {
             hash_queue,
             websockets,
             csrf_refusals,
+            signed_requests,
             passkeys,
         }
     }

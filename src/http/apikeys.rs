@@ -7,6 +7,7 @@ use super::requests::PageQuery;
 use super::state::AppState;
 use super::views::{rfc3339, rfc3339_opt, ListBody};
 use crate::service::apikeys::NewApiKey;
+use crate::service::signatures::public_key_thumbprint;
 use crate::service::ApiKeyRecord;
 use crate::tokens::apikey::PREFIX;
 use axum::extract::State;
@@ -31,6 +32,13 @@ pub(crate) struct ApiKeyRequest {
     permission_tier: Option<i64>,
     expires_at: Option<DateTime<Utc>>,
     allowed_ips: Option<Vec<String>>,
+    /// `bearer` (default), `ed25519`, `ecdsa-p256-sha256` or `hmac-sha256` (a signing key:
+    /// see API.md "Signed requests").
+    algorithm: Option<String>,
+    /// For `ed25519` and `ecdsa-p256-sha256`: a PEM SubjectPublicKeyInfo string or a JWK
+    /// object.
+    #[schema(value_type = Option<Value>)]
+    public_key: Option<serde_json::Value>,
 }
 
 /// A key as listed: never the secret.
@@ -47,6 +55,13 @@ pub struct ApiKeyBody {
     allowed_ips: Vec<String>,
     #[serde(serialize_with = "rfc3339_opt")]
     last_used_at: Option<DateTime<Utc>>,
+    /// `ta_<public id>`: the `keyid` of a signing key's signatures.
+    key_id: String,
+    /// `bearer`, or the signing key's algorithm.
+    algorithm: String,
+    /// A public signing key's RFC 7638 thumbprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key_thumbprint: Option<String>,
 }
 
 impl From<&ApiKeyRecord> for ApiKeyBody {
@@ -60,16 +75,24 @@ impl From<&ApiKeyRecord> for ApiKeyBody {
             expires_at: k.expires_at,
             allowed_ips: k.allowed_ips.iter().map(|n| n.to_string()).collect(),
             last_used_at: k.last_used_at,
+            key_id: format!("{PREFIX}{}", k.public_id),
+            algorithm: k.algorithm.clone(),
+            public_key_thumbprint: public_key_thumbprint(k),
         }
     }
 }
 
-/// A key just created: the listing fields plus the key itself, shown this once.
+/// A key just created: the listing fields plus what is shown this once — the bearer key
+/// itself, or an `hmac-sha256` signing key's `secret` (base64url, no padding). A signing
+/// key has no `key`: it is never a bearer key.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedKeyBody {
     #[serde(flatten)]
     listed: ApiKeyBody,
-    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "api-keys", request_body = ApiKeyRequest, responses((status = 201, description = "created; the key is shown this once", body = CreatedKeyBody), super::views::CallerErrors, (status = 422, description = "error", body = super::views::ErrorBody)), security(("bearer" = []), ("api_key" = [])))]
@@ -84,6 +107,8 @@ pub(crate) async fn create_api_key(
         permission_tier: body.permission_tier,
         expires_at: body.expires_at,
         allowed_ips: body.allowed_ips,
+        algorithm: body.algorithm,
+        public_key: body.public_key,
     };
     let created = state.service.create_api_key(&caller, input, &ctx).await?;
     let mut listed = ApiKeyBody::from(&created.record);
@@ -91,6 +116,7 @@ pub(crate) async fn create_api_key(
     let body = CreatedKeyBody {
         listed,
         key: created.key,
+        secret: created.secret,
     };
     let mut value = serde_json::to_value(&body).unwrap_or_default();
     // The creation answer has no `last_used_at` (API.md lists the fields it has).

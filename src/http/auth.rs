@@ -21,7 +21,7 @@ use crate::domain::Tier;
 use crate::service::auth::Issued;
 use crate::service::{Caller, Error, RequestContext};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -318,26 +318,27 @@ pub struct VerifyQuery {
 pub(crate) async fn verify_caller(
     State(state): State<AppState>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
+    // The URI as received (`Uri` in this nested router would lack `/api/v1/auth`).
+    (method, received): (Method, axum::extract::OriginalUri),
     Peer(peer): Peer,
     Ctx(ctx): Ctx,
     AppQuery(q): AppQuery<VerifyQuery>,
+    super::signed::ForwardedBody(body): super::signed::ForwardedBody,
 ) -> Response {
     let original = OriginalRequest::of(
         peer,
         &state.service.config().trusted_proxies,
         &method,
-        uri.path_and_query().map_or("/", |p| p.as_str()),
+        received.0.path_and_query().map_or("/", |p| p.as_str()),
         &headers,
     );
-    match verify(&state, &headers, &original, &ctx, q).await {
+    match verify(&state, &headers, &original, &ctx, q, &body).await {
         Ok(res) => res,
         Err(ApiError(e)) => {
             // nginx's auth_request passes no body: the code travels in a header too.
             let code = HeaderValue::from_static(e.code());
             let mut res = ApiError(e).into_response();
-            if matches!(res.status().as_u16(), 401 | 403) {
+            if matches!(res.status().as_u16(), 400 | 401 | 403) {
                 res.headers_mut().insert("x-auth-error", code);
             }
             res
@@ -351,10 +352,23 @@ async fn verify(
     original: &OriginalRequest,
     ctx: &RequestContext,
     q: VerifyQuery,
+    body: &[u8],
 ) -> ApiResult<Response> {
-    let credentials =
-        Credentials::from_headers(headers, &state.cookies()).or_query_token(q.token.as_deref());
-    let caller: Caller = credentials.resolve(&state.service, || ctx.ip).await?;
+    let credentials = Credentials::from_headers(headers, &state.cookies())
+        .or_query_token(q.token.as_deref())
+        .or_signature(headers, || signed_original(state, headers, original));
+    let (caller, signed): (Caller, _) = credentials
+        .resolve_signed(&state.service, || ctx.ip)
+        .await?;
+    // A proxy that forwards the body (Traefik `forwardBody`, Envoy `with_request_body`):
+    // tradeauth compares the bytes with the signed `Content-Digest` itself.
+    if let Some(s) = &signed {
+        if !body.is_empty() {
+            state
+                .service
+                .check_signed_body(s.content_digest.as_deref(), body)?;
+        }
+    }
     // A cookie session is judged by the request it authorises: a cross-site POST to a
     // service behind the proxy is refused like one to tradeauth itself.
     credentials.check_csrf(&original.method, headers, &caller, &state.service)?;
@@ -379,5 +393,51 @@ async fn verify(
     if let Some(sid) = caller.session_id() {
         h.insert("x-auth-session-id", val(sid.to_string()));
     }
+    if let Some(s) = signed {
+        h.insert("x-auth-method", HeaderValue::from_static("signature"));
+        h.insert("x-auth-key-id", val(s.key_id));
+        if let Some(d) = s
+            .content_digest
+            .and_then(|d| HeaderValue::from_str(&d).ok())
+        {
+            h.insert("x-auth-content-digest", d);
+        }
+    }
     Ok(res)
+}
+
+/// The signed request a forward-auth call asks about: the original method, URI and host
+/// (from a trusted proxy, else the call itself), the call's headers (the proxy passes the
+/// client's `Signature`, `Signature-Input`, `Content-Digest`, `Content-Type` on), and
+/// whether the original had a body: nginx's sub-request has none, so the proxy says so
+/// in `X-Original-Content-Length` (see deploy/nginx-forward-auth.conf).
+fn signed_original<'a>(
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    original: &'a OriginalRequest,
+) -> crate::service::signatures::RequestView<'a> {
+    use crate::service::signatures::RequestView;
+    let (path, query) = RequestView::split_target(&original.uri);
+    let announced = original.from_proxy
+        && headers
+            .get("x-original-content-length")
+            .is_some_and(|v| !matches!(v.as_bytes().trim_ascii(), b"" | b"0"));
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .map(|v| v.as_bytes())
+        .filter(|_| original.from_proxy)
+    {
+        Some(b"https") => "https",
+        Some(b"http") => "http",
+        _ => super::extract::public_scheme(&state.service),
+    };
+    RequestView {
+        method: original.method.as_str(),
+        scheme,
+        authority: original.host.as_deref().unwrap_or_default(),
+        path,
+        query,
+        headers,
+        has_body: announced || RequestView::body_indicated(headers),
+    }
 }

@@ -65,6 +65,10 @@ pub fn status(error: &Error) -> StatusCode {
         RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Unavailable(_) | NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        SignatureIncomplete { .. } => StatusCode::BAD_REQUEST,
+        SignatureInvalid { .. } | SignatureExpired { .. } | SignatureReplayed => {
+            StatusCode::UNAUTHORIZED
+        }
         InvalidPasskey => StatusCode::UNAUTHORIZED,
         PasskeyChallengeExpired => StatusCode::BAD_REQUEST,
         PasskeyExists => StatusCode::CONFLICT,

@@ -9,6 +9,7 @@ use super::csrf;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::Tier;
+use crate::service::signatures::{RequestView, SignedCaller};
 use crate::service::{Caller, Error, RequestContext, Service};
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
@@ -233,6 +234,9 @@ pub enum Credentials<'a> {
     /// The access-token cookie of a browser session (cookie mode): used only when no
     /// header presents a credential, and subject to the CSRF rules ([`Self::check_csrf`]).
     Cookie(&'a str),
+    /// An HTTP message signature (RFC 9421, API.md "Signed requests"), with the request
+    /// it signs as the server sees it ([`Self::or_signature`]).
+    Signature(RequestView<'a>),
     /// Nothing we can use (no header, another scheme, an empty credential).
     None,
 }
@@ -278,6 +282,38 @@ impl<'a> Credentials<'a> {
         }
     }
 
+    /// A signed request: when the headers present no key or token (an access cookie
+    /// gives way too: a browser never adds `Signature-Input` by itself) and carry a
+    /// `Signature-Input`, the signature over `view()` — the request as the client sent it.
+    /// A Bearer request costs one header lookup more, and only without `Authorization`.
+    pub fn or_signature(self, headers: &HeaderMap, view: impl FnOnce() -> RequestView<'a>) -> Self {
+        match self {
+            Credentials::None | Credentials::Cookie(_)
+                if headers.contains_key("signature-input") =>
+            {
+                Credentials::Signature(view())
+            }
+            presented => presented,
+        }
+    }
+
+    /// Checks a signed request: the caller with the signing key and the signed
+    /// `Content-Digest`, for forward-auth's `X-Auth-*` headers. Other credentials
+    /// resolve as in [`Self::resolve`], with neither.
+    pub async fn resolve_signed(
+        self,
+        service: &Service,
+        ip: impl FnOnce() -> IpAddr,
+    ) -> Result<(Caller, Option<SignedCaller>), Error> {
+        match self {
+            Credentials::Signature(view) => {
+                let signed = service.check_signature(&view, ip()).await?;
+                Ok((signed.caller, Some(signed)))
+            }
+            other => other.resolve(service, ip).await.map(|c| (c, None)),
+        }
+    }
+
     /// Checks the credential: the caller, or why not (`missing_token` when there is none).
     /// `ip` is asked for only by the kinds that need it (an API key's allow-list).
     pub async fn resolve(
@@ -290,6 +326,9 @@ impl<'a> Credentials<'a> {
                 service.check_access_token(token)
             }
             Credentials::ApiKey(key) => service.check_api_key(key, ip()).await,
+            Credentials::Signature(view) => {
+                service.check_signature(&view, ip()).await.map(|s| s.caller)
+            }
             Credentials::None => Err(Error::MissingToken),
         }
     }
@@ -324,6 +363,14 @@ impl<'a> Credentials<'a> {
                 }
             }
             Credentials::ApiKey(k) => format!("apikey:{k}"),
+            Credentials::Signature(view) => {
+                let keyid = view
+                    .headers
+                    .get("signature-input")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                format!("signature:{keyid}")
+            }
             Credentials::None => "anonymous".to_string(),
         }
     }
@@ -333,7 +380,8 @@ impl<'a> Credentials<'a> {
 /// [`MaybeCaller`] share (the client IP is worked out only for credentials that need it).
 async fn caller_of(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let service = &state.service;
-    let credentials = Credentials::from_headers(&parts.headers, &state.cookies());
+    let credentials = Credentials::from_headers(&parts.headers, &state.cookies())
+        .or_signature(&parts.headers, || own_request(parts, service));
     let caller = credentials
         .resolve(service, || {
             request_ip(&parts.extensions, &parts.headers, service)
@@ -341,6 +389,63 @@ async fn caller_of(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> 
         .await?;
     credentials.check_csrf(&parts.method, &parts.headers, &caller, service)?;
     Ok(caller)
+}
+
+/// A request addressed to tradeauth itself, as the signature base sees it: the method,
+/// path and query as received; the host the client addressed — `X-Forwarded-Host` from a
+/// trusted proxy (which may rewrite `Host`), else `Host` (or the URI's authority, in
+/// HTTP/2); the scheme — `X-Forwarded-Proto` from a trusted proxy, else that of
+/// `TRADEAUTH_PUBLIC_URL`.
+pub fn own_request<'a>(parts: &'a Parts, service: &'a Service) -> RequestView<'a> {
+    let headers = &parts.headers;
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proxied = {
+        let peer = peer(&parts.extensions).to_canonical();
+        service
+            .config()
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer))
+    };
+    let forwarded = |name| if proxied { text(name) } else { None };
+    let authority = forwarded("x-forwarded-host")
+        .or_else(|| text("host"))
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ => public_scheme(service),
+    };
+    // The URI as received: a nested router sees its own part of the path only.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    RequestView {
+        method: parts.method.as_str(),
+        scheme,
+        authority,
+        path: uri.path(),
+        query: uri.query(),
+        headers,
+        has_body: RequestView::body_indicated(headers),
+    }
+}
+
+/// `https` or `http`, as `TRADEAUTH_PUBLIC_URL` says.
+pub fn public_scheme(service: &Service) -> &'static str {
+    if service.config().public_url.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// An authenticated caller: a session's access token (header or cookie) or an API key. A

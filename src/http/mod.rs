@@ -31,6 +31,7 @@ pub mod pages;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod requests;
+pub mod signed;
 pub mod state;
 pub mod views;
 pub mod ws;
@@ -59,7 +60,13 @@ pub fn router(state: AppState) -> Router {
                 .merge(passkeys::router(&state)),
         )
         .nest("/admin", admin::router(&state))
-        .merge(ws::router());
+        .merge(ws::router())
+        .merge(signed::router())
+        // Signed requests with a body: the bytes must match the signed Content-Digest.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            signed::check_signed_body,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
@@ -110,6 +117,9 @@ fn cors(state: &AppState) -> CorsLayer {
             name("x-api-key"),
             name(csrf::HEADER),
             name("idempotency-key"),
+            name("signature"),
+            name("signature-input"),
+            name("content-digest"),
             REQUEST_ID,
         ])
         // What the TypeScript client reads: the server's clock, back-off, limits.

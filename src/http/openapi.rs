@@ -57,6 +57,7 @@ impl Modify for Security {
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
+        super::signed::server_time,
         super::passkeys::start_registration, super::passkeys::finish_registration,
         super::passkeys::list_passkeys, super::passkeys::rename_passkey,
         super::passkeys::remove_passkey, super::passkeys::start_login,
@@ -72,6 +73,7 @@ impl Modify for Security {
         (name = "forward-auth", description = "Checks for reverse proxies and services"),
         (name = "admin", description = "Tier 4 only"),
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
+        (name = "signed-requests", description = "RFC 9421 signed requests: the server's clock"),
         (name = "websocket", description = "The authenticated WebSocket"),
         (name = "passkeys", description = "Passkeys (WebAuthn): add, manage, sign in"),
     )

@@ -265,14 +265,21 @@ pub struct ErrorBody {
     error: String,
     /// Machine code (`validation_error`, `invalid_token`, ...).
     code: String,
-    /// `{field: message}` on 400 and 422.
-    details: Option<BTreeMap<String, String>>,
+    /// `{field: message}` on 400 and 422; `{missing: [component or parameter]}` on
+    /// `signature_incomplete`; `{signature_base}` (the base the server built) on
+    /// `signature_invalid`.
+    #[schema(value_type = Option<Object>)]
+    details: Option<BTreeMap<String, serde_json::Value>>,
     /// On 423: when the lock lifts (RFC 3339).
     locked_until: Option<String>,
     /// On 429: seconds to wait.
     retry_after: Option<u64>,
     /// On 503 from `/readyz`: the state of each store.
     checks: Option<BTreeMap<String, String>>,
+    /// On `signature_expired`: the server's clock (RFC 3339 with ms).
+    server_time: Option<String>,
+    /// On `signature_expired`: the signature's `created` minus the server's clock, in ms.
+    skew_ms: Option<i64>,
 }
 
 /// The errors any endpoint may answer: a malformed request, a rate limit, a failure of

@@ -22,12 +22,20 @@ pub struct NewApiKey {
     pub permission_tier: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_ips: Option<Vec<String>>,
+    /// `bearer` (default) or a signing key's algorithm (API.md "Signed requests").
+    pub algorithm: Option<String>,
+    /// A signing key's public key: a PEM SubjectPublicKeyInfo string or a JWK object.
+    pub public_key: Option<serde_json::Value>,
 }
 
-/// A key just made: the record and the full key, shown this once.
+/// A key just made: the record and what is shown this once — the full key of a bearer
+/// key, or the secret of an `hmac-sha256` signing key.
 pub struct CreatedKey {
     pub record: ApiKeyRecord,
-    pub key: String,
+    /// The bearer key (`None` for a signing key: it has no bearer secret).
+    pub key: Option<String>,
+    /// An `hmac-sha256` key's secret, base64url without padding.
+    pub secret: Option<String>,
 }
 
 /// `last_used_at` is written at most this often per key.
@@ -74,12 +82,37 @@ impl Service {
             ));
         }
         let allowed_ips = parse_ips(&input.allowed_ips.unwrap_or_default())?;
+        let signing =
+            self.signing_material(input.algorithm.as_deref(), input.public_key.as_ref())?;
+        // API.md: creating a signing key is `reauthentication_required` more than 10 min
+        // after the session last proved a password or passkey (as adding a passkey).
+        if signing.is_some() {
+            self.require_recent_auth(
+                caller,
+                Duration::minutes(super::passkeys::RECENT_AUTH_MINUTES),
+            )
+            .await?;
+        }
         let made = apikey::generate();
+        let key_id = format!("{}{}", apikey::PREFIX, made.public_id);
+        let (algorithm, public_key, sealed_secret, secret_hash) = match &signing {
+            None => ("bearer".to_string(), None, None, made.secret_hash),
+            Some(m) => (
+                m.algorithm.as_str().to_string(),
+                m.public_key.as_ref().map(|k| k.to_bytes().to_vec()),
+                m.secret
+                    .as_ref()
+                    .map(|s| self.seal_signing_secret(&key_id, s))
+                    .transpose()?,
+                // Empty: no presented bearer secret can hash to it.
+                Vec::new(),
+            ),
+        };
         let record = ApiKeyRecord {
             id: Uuid::now_v7(),
             user_id: owner.id,
             public_id: made.public_id,
-            secret_hash: made.secret_hash,
+            secret_hash,
             name,
             tier,
             created_at: now,
@@ -87,13 +120,20 @@ impl Service {
             allowed_ips,
             last_used_at: None,
             revoked_at: None,
+            algorithm,
+            public_key,
+            sealed_secret,
         };
         self.store.insert_api_key(&record).await?;
-        self.audit(Audit::new(AuditKind::ApiKeyCreated).user(owner.id).actor(owner.id).ctx(ctx).details(json!({"key_id": record.id, "name": record.name, "permission_tier": tier.get()})))
+        self.audit(Audit::new(AuditKind::ApiKeyCreated).user(owner.id).actor(owner.id).ctx(ctx).details(json!({"key_id": record.id, "name": record.name, "permission_tier": tier.get(), "algorithm": record.algorithm})))
         .await;
         Ok(CreatedKey {
+            secret: signing
+                .as_ref()
+                .and_then(|m| m.secret.as_ref())
+                .map(|s| s.to_display()),
+            key: signing.is_none().then_some(made.key),
             record,
-            key: made.key,
         })
     }
 
@@ -126,6 +166,7 @@ impl Service {
         {
             return Err(Error::NotFound("API key"));
         }
+        self.signing_keys.clear();
         self.audit(
             Audit::new(AuditKind::ApiKeyRevoked)
                 .user(caller.user_id)
@@ -150,7 +191,10 @@ impl Service {
         let presented = apikey::hash_secret(parsed.secret);
         let now = Utc::now();
         let genuine: bool = presented.ct_eq(&record.secret_hash).into();
+        // A signing key has an empty hash and is refused here in any case: it is never a
+        // bearer key (API.md "Signed requests").
         if !genuine
+            || record.algorithm != "bearer"
             || record.revoked_at.is_some()
             || record.expires_at.is_some_and(|t| t <= now)
             || !owner.is_active

@@ -79,6 +79,26 @@ pub enum Error {
     NotReady(BTreeMap<String, String>),
     #[error("internal error")]
     Internal(String),
+    /// A signed request without a required component or parameter (`details.missing`).
+    #[error("the signature does not cover everything required: {}", missing.join(", "))]
+    SignatureIncomplete { missing: Vec<String> },
+    /// A signature that does not verify, is malformed, or names another algorithm;
+    /// `signature_base` is the base the server built, when it got that far.
+    #[error("{reason}")]
+    SignatureInvalid {
+        reason: String,
+        signature_base: Option<String>,
+    },
+    /// `created` outside the window (or past `expires`); `skew_ms` is `created` minus the
+    /// server's clock.
+    #[error("{reason} (created is {skew_ms} ms from the server's clock)")]
+    SignatureExpired {
+        reason: &'static str,
+        server_time: DateTime<Utc>,
+        skew_ms: i64,
+    },
+    #[error("this signature was already used; sign every request anew (with a fresh nonce)")]
+    SignatureReplayed,
     /// A passkey assertion (or registration response) that fails a check; the reason is
     /// logged, never sent.
     #[error("the passkey could not be verified")]
@@ -135,6 +155,10 @@ impl Error {
             RateLimited { .. } => "rate_limited",
             Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
+            SignatureIncomplete { .. } => "signature_incomplete",
+            SignatureInvalid { .. } => "signature_invalid",
+            SignatureExpired { .. } => "signature_expired",
+            SignatureReplayed => "signature_replayed",
             InvalidPasskey => "invalid_passkey",
             PasskeyChallengeExpired => "passkey_challenge_expired",
             PasskeyExists => "passkey_exists",
@@ -209,6 +233,9 @@ impl Error {
                 | Error::InvalidApiKey
                 | Error::InvalidRefreshToken
                 | Error::RefreshTokenReused
+                | Error::SignatureInvalid { .. }
+                | Error::SignatureExpired { .. }
+                | Error::SignatureReplayed
         )
     }
 }

@@ -28,6 +28,7 @@ pub mod keys;
 pub mod mfa;
 pub mod passkeys;
 pub mod passwords;
+pub mod signatures;
 pub mod verification;
 pub mod webauthn;
 
@@ -288,6 +289,10 @@ pub struct Service {
     metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Signing keys read in the last second (signed requests; see `signatures`).
+    signing_keys: signatures::KeyCache,
+    /// Accepted signatures, each accepted once (in-process, or shared through Redis).
+    replay: crate::store::replay::DynReplayCache,
     /// The WebAuthn relying party; `None` when the RP ID is an IP address (browsers refuse
     /// those, so passkeys are off and their endpoints answer 404).
     webauthn: Option<webauthn::Passkeys>,
@@ -446,10 +451,16 @@ pub async fn build(
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());
     let mut bus = None;
+    let mut replay: crate::store::replay::DynReplayCache =
+        Arc::new(crate::store::replay::LocalReplayCache::default());
     if let Some(url) = &config.redis_url {
         use secrecy::ExposeSecret;
         let conn = crate::store::redis::SharedConn::connect(url.expose_secret()).await?;
         let client = conn.client();
+        replay = Arc::new(crate::store::replay::RedisReplayCache::new(
+            conn.clone(),
+            &config.redis_prefix,
+        ));
         limiter = Arc::new(crate::store::redis::RedisRateLimiter::new(
             conn.clone(),
             config.redis_prefix.clone(),
@@ -506,6 +517,8 @@ pub async fn build(
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         user_cache: UserCache::default(),
+        signing_keys: signatures::KeyCache::default(),
+        replay,
         webauthn,
         passkey_decoy_key,
     }))

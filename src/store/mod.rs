@@ -13,6 +13,7 @@
 pub mod postgres;
 pub mod ratelimit;
 pub mod redis;
+pub mod replay;
 pub mod revocation;
 mod sql;
 pub mod sqlite;
@@ -182,6 +183,14 @@ pub struct ApiKeyRecord {
     pub allowed_ips: Vec<crate::domain::network::AllowedIp>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `bearer`, or a signing key's algorithm (`ed25519`, `ecdsa-p256-sha256`,
+    /// `hmac-sha256`); a signing key's `secret_hash` is empty.
+    pub algorithm: String,
+    /// A signing key's public key: Ed25519's 32 bytes, or P-256's 65-byte uncompressed point.
+    pub public_key: Option<Vec<u8>>,
+    /// An `hmac-sha256` key's secret, sealed (AES-256-GCM under `TRADEAUTH_SECRET_KEY`,
+    /// the key's `key_id` as associated data).
+    pub sealed_secret: Option<Vec<u8>>,
 }
 
 /// What a single-use mail token is for.

@@ -22,6 +22,7 @@ mod passkeys;
 mod refresh;
 mod restart;
 mod scaleout;
+mod signed;
 mod tokens;
 mod transport;
 mod websocket;

@@ -48,6 +48,7 @@ async fn the_document_covers_the_native_api() {
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
+        ("get", "/api/v1/time"),
     ];
     for (method, path) in expected {
         let op = &paths

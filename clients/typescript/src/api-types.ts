@@ -10,14 +10,22 @@ export type ErrorBody = {
   checks?: Record<string, string> | null;
   /** Machine code (`validation_error`, `invalid_token`, ...). */
   code: string;
-  /** `{field: message}` on 400 and 422. */
-  details?: Record<string, string> | null;
+  /**
+   * `{field: message}` on 400 and 422; `{missing: [component or parameter]}` on
+   * `signature_incomplete`; `{signature_base}` (the base the server built) on
+   * `signature_invalid`.
+   */
+  details?: Record<string, unknown> | null;
   /** Human-readable message. */
   error: string;
   /** On 423: when the lock lifts (RFC 3339). */
   locked_until?: string | null;
   /** On 429: seconds to wait. */
   retry_after?: number | null;
+  /** On `signature_expired`: the server's clock (RFC 3339 with ms). */
+  server_time?: string | null;
+  /** On `signature_expired`: the signature's `created` minus the server's clock, in ms. */
+  skew_ms?: number | null;
 };
 
 /** "The user object". */
@@ -127,25 +135,46 @@ export type EventBody = {
 };
 
 export type ApiKeyRequest = {
+  /**
+   * `bearer` (default), `ed25519`, `ecdsa-p256-sha256` or `hmac-sha256` (a signing key:
+   * see API.md "Signed requests").
+   */
+  algorithm?: string | null;
   allowed_ips?: string[] | null;
   expires_at?: string | null;
   name?: string | null;
   permission_tier?: number | null;
+  /**
+   * For `ed25519` and `ecdsa-p256-sha256`: a PEM SubjectPublicKeyInfo string or a JWK
+   * object.
+   */
+  public_key?: unknown;
 };
 
 /** A key as listed: never the secret. */
 export type ApiKeyBody = {
+  /** `bearer`, or the signing key's algorithm. */
+  algorithm: string;
   allowed_ips: string[];
   created_at: string;
   expires_at?: string | null;
   id: string;
+  /** `ta_<public id>`: the `keyid` of a signing key's signatures. */
+  key_id: string;
   last_used_at?: string | null;
   name: string;
   permission_tier: number;
   prefix: string;
+  /** A public signing key's RFC 7638 thumbprint. */
+  public_key_thumbprint?: string | null;
 };
 
-/** A key just created: the listing fields plus the key itself, shown this once. */
+/**
+ * A key just created: the listing fields plus what is shown this once — the bearer key
+ * itself, or an `hmac-sha256` signing key's `secret` (base64url, no padding). A signing
+ * key has no `key`: it is never a bearer key.
+ */
 export type CreatedKeyBody = ApiKeyBody & {
-  key: string;
+  key?: string | null;
+  secret?: string | null;
 };

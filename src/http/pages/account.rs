@@ -52,6 +52,8 @@ struct KeyRow {
     tier: u8,
     expiry: String,
     last_used: String,
+    /// `bearer`, or a signing key's algorithm (its `key_id` is `prefix`).
+    algorithm: String,
 }
 
 struct EventRow {
@@ -175,6 +177,7 @@ async fn render(state: &AppState, v: &Visitor, status: StatusCode, extras: Extra
                     .map(|t| format!("expires {}", when(t)))
                     .unwrap_or_else(|| "no expiry".into()),
                 last_used: k.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+                algorithm: k.algorithm.clone(),
             })
             .collect(),
         events: events
@@ -499,6 +502,10 @@ struct KeyForm {
     permission_tier: Option<i64>,
     expires_at: Option<String>,
     allowed_ips: Option<String>,
+    /// `bearer` (default) or a signing key's algorithm.
+    algorithm: Option<String>,
+    /// A signing key's public key: PEM, or a JWK as JSON text.
+    public_key: Option<String>,
 }
 
 async fn create_key(
@@ -534,11 +541,25 @@ async fn create_key(
         permission_tier: form.permission_tier,
         expires_at,
         allowed_ips: allowed_ips.filter(|ips| !ips.is_empty()),
+        algorithm: form.algorithm.filter(|a| !a.is_empty()),
+        // A JWK is pasted as JSON text; anything else is taken as PEM.
+        public_key: form
+            .public_key
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .map(|k| serde_json::from_str(&k).unwrap_or(serde_json::Value::String(k))),
     };
     match state.service.create_api_key(&v.caller, input, &ctx).await {
         Ok(created) => {
+            let signing = created.record.algorithm != "bearer";
             let extras = Extras {
-                new_key: Some(created.key),
+                status: signing.then(|| {
+                    format!(
+                        "Signing key created. Its key_id (the keyid of your signatures) is ta_{}.",
+                        created.record.public_id
+                    )
+                }),
+                new_key: created.key.or(created.secret),
                 ..Extras::default()
             };
             render(&state, &v, StatusCode::CREATED, extras).await

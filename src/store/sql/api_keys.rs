@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 /// The columns [`api_key_from_row`] reads (the table is aliased `k`).
 const KEY_COLS: &str = "k.id, k.user_id, k.public_id, k.secret_hash, k.name, k.tier, \
-     k.created_at, k.expires_at, k.allowed_ips, k.last_used_at, k.revoked_at";
+     k.created_at, k.expires_at, k.allowed_ips, k.last_used_at, k.revoked_at, k.algorithm, \
+     k.public_key, k.sealed_secret";
 
 /// The key with public id `$1` and its owner (the user's columns aliased `u_*`).
 static KEY_WITH_OWNER: LazyLock<String> = LazyLock::new(|| {
@@ -47,6 +48,9 @@ fn api_key_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<ApiKeyRecord> {
         allowed_ips: serde_json::from_str(&ips).map_err(|e| StoreError::Other(e.to_string()))?,
         last_used_at: opt("last_used_at")?,
         revoked_at: opt("revoked_at")?,
+        algorithm: row.col("algorithm")?,
+        public_key: row.col("public_key")?,
+        sealed_secret: row.col("sealed_secret")?,
     })
 }
 
@@ -56,7 +60,8 @@ impl<DB: Backend> ApiKeyStore for SqlStore<DB> {
         let ips = serde_json::to_string(&k.allowed_ips).unwrap_or_else(|_| "[]".into());
         sqlx::query::<DB>(
             "INSERT INTO api_keys (id, user_id, public_id, secret_hash, name, tier, created_at, \
-             expires_at, allowed_ips) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             expires_at, allowed_ips, algorithm, public_key, sealed_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .arg(k.id.to_string())
         .arg(k.user_id.0.to_string())
@@ -67,6 +72,9 @@ impl<DB: Backend> ApiKeyStore for SqlStore<DB> {
         .arg(ms(k.created_at))
         .arg(k.expires_at.map(ms))
         .arg(ips)
+        .arg(k.algorithm.as_str())
+        .arg(k.public_key.as_deref())
+        .arg(k.sealed_secret.as_deref())
         .run(&mut *self.writer().await?)
         .await?;
         Ok(())

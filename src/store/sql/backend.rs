@@ -58,6 +58,7 @@ pub trait Backend:
     + for<'q> Bind<'q, bool>
     + for<'q> Bind<'q, Option<bool>>
     + for<'q> Bind<'q, &'q [u8]>
+    + for<'q> Bind<'q, Option<&'q [u8]>>
 {
 }
 
@@ -81,6 +82,7 @@ impl<DB> Backend for DB where
         + for<'q> Bind<'q, bool>
         + for<'q> Bind<'q, Option<bool>>
         + for<'q> Bind<'q, &'q [u8]>
+        + for<'q> Bind<'q, Option<&'q [u8]>>
 {
 }
 
