@@ -41,6 +41,43 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage OAuth / OpenID Connect clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints it as JSON, with its secret (shown this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for more).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; browser and native apps).
+        #[arg(long)]
+        public: bool,
+        /// A client of the platform itself: no consent page.
+        #[arg(long)]
+        first_party: bool,
+        /// A scope it may be granted (repeat for more; default: all).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// The highest tier its tokens carry (default 2).
+        #[arg(long)]
+        max_tier: Option<i64>,
+        /// A grant type (repeat; default authorization_code and refresh_token).
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A post-logout redirect URI (repeat for more).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+    },
+    /// List the clients as JSON lines.
+    List,
+    /// Delete a client and revoke every token it holds.
+    Delete { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,7 +181,71 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             user_command(&service, cmd).await
         }
         Command::Config(ConfigCommand::Check) => Ok(()),
+        Command::Client(cmd) => {
+            let service = app::build_service(config, false).await?;
+            client_command(&service, cmd).await
+        }
     }
+}
+
+async fn client_command(service: &Arc<Service>, cmd: ClientCommand) -> anyhow::Result<()> {
+    use crate::http::oauth::clients::ClientBody;
+    let err = |e: crate::service::Error| anyhow::anyhow!("{e}");
+    let some = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    match cmd {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            public,
+            first_party,
+            scopes,
+            max_tier,
+            grant_types,
+            post_logout_redirect_uris,
+        } => {
+            let input = crate::service::oauth::ClientInput {
+                name: Some(name),
+                redirect_uris: Some(redirect_uris),
+                post_logout_redirect_uris: some(post_logout_redirect_uris),
+                client_type: Some(if public { "public" } else { "confidential" }.into()),
+                grant_types: some(grant_types),
+                scopes: some(scopes),
+                max_tier,
+                first_party: Some(first_party),
+                id_token_signed_response_alg: None,
+            };
+            let (client, secret) = service
+                .create_client(None, input, None)
+                .await
+                .map_err(err)?;
+            let body = ClientBody::from(&client).with_secret(secret.map(|s| s.0));
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        ClientCommand::List => {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = service
+                    .list_clients(cursor.as_deref(), Some(200))
+                    .await
+                    .map_err(err)?;
+                for c in &page.items {
+                    println!("{}", serde_json::to_string(&ClientBody::from(c))?);
+                }
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            service
+                .delete_client(None, &client_id, None)
+                .await
+                .map_err(err)?;
+            println!("{client_id}\tdeleted");
+        }
+    }
+    Ok(())
 }
 
 async fn resolve(service: &Service, who: &str) -> anyhow::Result<UserId> {

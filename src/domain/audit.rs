@@ -25,6 +25,19 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// The `ADMIN_EMAIL` account was created or brought in line.
     AdminBootstrap,
+    /// A user allowed an OAuth client the scopes it asked for.
+    OAuthConsentGranted,
+    /// A user withdrew an OAuth client's grant.
+    OAuthConsentRevoked,
+    /// Tokens went to an OAuth client (code exchange, client credentials).
+    OAuthTokenIssued,
+    /// An authorization code was presented a second time: what it issued is revoked.
+    OAuthCodeReused,
+    /// An admin registered, changed, re-keyed or deleted an OAuth client.
+    OAuthClientCreated,
+    OAuthClientUpdated,
+    OAuthClientSecretRotated,
+    OAuthClientDeleted,
     PasskeyAdded,
     PasskeyRenamed,
     PasskeyRemoved,
@@ -54,6 +67,14 @@ impl AuditKind {
             AuditKind::ApiKeyCreated => "api_key.created",
             AuditKind::ApiKeyRevoked => "api_key.revoked",
             AuditKind::AdminBootstrap => "admin.bootstrap",
+            AuditKind::OAuthConsentGranted => "oauth.consent_granted",
+            AuditKind::OAuthConsentRevoked => "oauth.consent_revoked",
+            AuditKind::OAuthTokenIssued => "oauth.token_issued",
+            AuditKind::OAuthCodeReused => "oauth.code_reused",
+            AuditKind::OAuthClientCreated => "oauth_client.created",
+            AuditKind::OAuthClientUpdated => "oauth_client.updated",
+            AuditKind::OAuthClientSecretRotated => "oauth_client.secret_rotated",
+            AuditKind::OAuthClientDeleted => "oauth_client.deleted",
             AuditKind::PasskeyAdded => "passkey.added",
             AuditKind::PasskeyRenamed => "passkey.renamed",
             AuditKind::PasskeyRemoved => "passkey.removed",

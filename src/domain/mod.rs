@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod lockout;
 pub mod network;
+pub mod oauth;
 pub mod password;
 pub mod session;
 pub mod user;

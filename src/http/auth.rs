@@ -357,9 +357,18 @@ async fn verify(
     let credentials = Credentials::from_headers(headers, &state.cookies())
         .or_query_token(q.token.as_deref())
         .or_signature(headers, || signed_original(state, headers, original));
-    let (caller, signed): (Caller, _) = credentials
-        .resolve_signed(&state.service, || ctx.ip)
-        .await?;
+    let (caller, signed): (Caller, _) =
+        match credentials.resolve_signed(&state.service, || ctx.ip).await {
+            Ok(found) => found,
+            // An OAuth client-credentials token: a client, no user.
+            Err(Error::ClientNotAllowed) => {
+                let Credentials::Bearer(token) = credentials else {
+                    return Err(Error::ClientNotAllowed.into());
+                };
+                return verified_client(state.service.check_client_token(token)?, q);
+            }
+            Err(e) => return Err(e.into()),
+        };
     // A proxy that forwards the body (Traefik `forwardBody`, Envoy `with_request_body`):
     // tradeauth compares the bytes with the signed `Content-Digest` itself.
     if let Some(s) = &signed {
@@ -403,6 +412,42 @@ async fn verify(
             h.insert("x-auth-content-digest", d);
         }
     }
+    Ok(res)
+}
+
+/// Forward-auth's answer for a client-credentials token: `X-Auth-Client-Id`, the tier and
+/// role, and no `X-Auth-User-Id`.
+fn verified_client(
+    client: crate::service::check::ClientCaller,
+    q: VerifyQuery,
+) -> ApiResult<Response> {
+    if let Some(min) = q.min_tier.as_deref().filter(|s| !s.is_empty()) {
+        let min = min
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| Tier::new(n).ok())
+            .ok_or_else(|| Error::field("min_tier", "min_tier must be 1, 2, 3 or 4"))?;
+        if client.tier < min {
+            return Err(Error::InsufficientTier {
+                required: min.get(),
+            }
+            .into());
+        }
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        "x-auth-client-id",
+        HeaderValue::from_str(&client.client_id).map_err(|_| Error::InvalidToken)?,
+    );
+    h.insert(
+        "x-auth-tier",
+        HeaderValue::from_str(&client.tier.to_string()).map_err(|_| Error::InvalidToken)?,
+    );
+    h.insert(
+        "x-auth-role",
+        HeaderValue::from_static(client.tier.role().as_str()),
+    );
     Ok(res)
 }
 

@@ -53,7 +53,8 @@ pub fn status(error: &Error) -> StatusCode {
         | RegistrationClosed
         | ApiKeyNotAllowed
         | IpNotAllowed
-        | CsrfFailed(_) => StatusCode::FORBIDDEN,
+        | CsrfFailed(_)
+        | ClientNotAllowed => StatusCode::FORBIDDEN,
         NotFound(_) => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         EmailExists | UsernameExists | IdempotencyConflict { .. } | MfaAlreadyEnabled => {

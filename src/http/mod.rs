@@ -24,6 +24,7 @@ pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod original;
@@ -57,9 +58,13 @@ pub fn router(state: AppState) -> Router {
             auth::router(&state)
                 .merge(apikeys::router(&state))
                 .merge(account::router(&state))
-                .merge(passkeys::router(&state)),
+                .merge(passkeys::router(&state))
+                .merge(oauth::clients::grants_router(&state)),
         )
-        .nest("/admin", admin::router(&state))
+        .nest(
+            "/admin",
+            admin::router(&state).merge(oauth::clients::admin_router(&state)),
+        )
         .merge(ws::router())
         .merge(signed::router())
         // Signed requests with a body: the bytes must match the signed Content-Digest.
@@ -72,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(openapi::router())
         .merge(pages::router(&state))
+        .merge(oauth::router(&state))
         .layer(DefaultBodyLimit::max(state.service.config().max_body_bytes))
         // A panicking handler becomes a 500, rendered like every other error.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

@@ -57,6 +57,10 @@ impl Modify for Security {
         super::admin::revoke_user_sessions, super::admin::query_audit, super::admin::rotate_signing_keys,
         super::ops::health, super::ops::readiness, super::ops::jwks, super::ops::metrics,
         openapi_json, super::ws::connect_socket,
+        super::oauth::clients::create_client, super::oauth::clients::list_clients,
+        super::oauth::clients::get_client, super::oauth::clients::update_client,
+        super::oauth::clients::rotate_client_secret, super::oauth::clients::delete_client,
+        super::oauth::clients::list_grants, super::oauth::clients::revoke_grant,
         super::signed::server_time,
         super::passkeys::start_registration, super::passkeys::finish_registration,
         super::passkeys::list_passkeys, super::passkeys::rename_passkey,
@@ -75,6 +79,7 @@ impl Modify for Security {
         (name = "operations", description = "Health, readiness, keys, metrics, this document"),
         (name = "signed-requests", description = "RFC 9421 signed requests: the server's clock"),
         (name = "websocket", description = "The authenticated WebSocket"),
+        (name = "oauth", description = "OAuth clients (tier 4) and the caller's grants to them"),
         (name = "passkeys", description = "Passkeys (WebAuthn): add, manage, sign in"),
     )
 )]

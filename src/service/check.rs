@@ -18,8 +18,13 @@ impl Service {
             return Err(Error::InvalidToken);
         }
         let tier = Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?;
+        // An OAuth client-credentials token names a client, not a user: good for
+        // forward-auth (`check_client_token`), refused where a user acts.
+        let Some(user) = claims.user() else {
+            return Err(Error::ClientNotAllowed);
+        };
         Ok(Caller {
-            user_id: UserId(claims.sub),
+            user_id: UserId(user),
             tier,
             credential: Credential::Session {
                 sid: claims.sid,
@@ -27,5 +32,29 @@ impl Service {
                 exp: claims.exp,
             },
         })
+    }
+}
+
+/// A client-credentials token's client and tier.
+#[derive(Debug, Clone)]
+pub struct ClientCaller {
+    pub client_id: String,
+    pub tier: Tier,
+}
+
+impl Service {
+    /// Checks a client-credentials access token (no user): its client and tier.
+    pub fn check_client_token(&self, token: &str) -> Result<ClientCaller> {
+        let claims = self.tokens.verify(token)?;
+        if self.revocations.is_revoked(&claims.jti, &claims.sid) {
+            return Err(Error::InvalidToken);
+        }
+        match (claims.user(), claims.client_id) {
+            (None, Some(client_id)) if client_id == claims.sub => Ok(ClientCaller {
+                client_id,
+                tier: Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?,
+            }),
+            _ => Err(Error::InvalidToken),
+        }
     }
 }

@@ -79,6 +79,8 @@ pub enum Error {
     NotReady(BTreeMap<String, String>),
     #[error("internal error")]
     Internal(String),
+    #[error("an OAuth client-credentials token cannot act for a user here")]
+    ClientNotAllowed,
     /// A signed request without a required component or parameter (`details.missing`).
     #[error("the signature does not cover everything required: {}", missing.join(", "))]
     SignatureIncomplete { missing: Vec<String> },
@@ -155,6 +157,7 @@ impl Error {
             RateLimited { .. } => "rate_limited",
             Unavailable(_) | NotReady(_) => "unavailable",
             Internal(_) => "internal_error",
+            ClientNotAllowed => "client_not_allowed",
             SignatureIncomplete { .. } => "signature_incomplete",
             SignatureInvalid { .. } => "signature_invalid",
             SignatureExpired { .. } => "signature_expired",

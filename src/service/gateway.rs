@@ -57,7 +57,7 @@ impl Service {
 
     /// The current public keys as a JWKS document (RFC 7517).
     pub fn jwks(&self) -> Vec<u8> {
-        self.tokens.ring().current().jwks.to_vec()
+        self.published_keys()
     }
 
     /// The Prometheus text exposition, with the live-session gauge brought up to date.

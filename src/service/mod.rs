@@ -26,6 +26,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod mfa;
+pub mod oauth;
 pub mod passkeys;
 pub mod passwords;
 pub mod signatures;
@@ -289,6 +290,8 @@ pub struct Service {
     metrics: Arc<crate::metrics::Metrics>,
     /// Flips to `true` when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The keys that sign ID tokens (`oauth::keys`).
+    id_keys: oauth::IdKeys,
     /// Signing keys read in the last second (signed requests; see `signatures`).
     signing_keys: signatures::KeyCache,
     /// Accepted signatures, each accepted once (in-process, or shared through Redis).
@@ -417,6 +420,7 @@ pub async fn build(
     )?;
     let ring = keys::load_or_create(&config, &store, manage_keys).await?;
     let tokens = TokenIssuer::new(ring, config.issuer.clone(), config.audience.clone());
+    let id_keys = oauth::IdKeys::load(&config, &store, manage_keys).await?;
     let fresh: [u8; 32] = rand::random();
     let secret = store.secret("refresh_token_mac", &fresh).await?;
     let fresh: [u8; 32] = rand::random();
@@ -517,6 +521,7 @@ pub async fn build(
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         user_cache: UserCache::default(),
+        id_keys,
         signing_keys: signatures::KeyCache::default(),
         replay,
         webauthn,

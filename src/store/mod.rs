@@ -10,6 +10,7 @@
 //! Callers hold a [`DynStore`] (`Arc<dyn Store>`); a trait object answers the methods of
 //! its supertraits without importing them, so callers name no concern trait.
 
+pub mod oauth;
 pub mod postgres;
 pub mod ratelimit;
 pub mod redis;
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use oauth::OAuthStore;
 pub use sql::SqlStore;
 pub use traits::PasskeyStore;
 pub use traits::{

@@ -25,6 +25,7 @@ pub trait Store:
     + MailTokenStore
     + MfaStore
     + IdempotencyStore
+    + super::oauth::OAuthStore
     + PasskeyStore
     + 'static
 {

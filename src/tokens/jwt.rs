@@ -23,8 +23,9 @@ const VERIFIED_CACHE_SIZE: usize = 65_536;
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    /// The user id.
-    pub sub: Uuid,
+    /// The user id; for an OAuth client-credentials token, the client id (there is no
+    /// user: [`AccessClaims::user`] is `None`).
+    pub sub: String,
     /// The session id: revoking the session kills every token carrying it.
     pub sid: Uuid,
     /// The token id: logout blocks exactly this token until `exp`.
@@ -33,6 +34,20 @@ pub struct AccessClaims {
     pub exp: i64,
     pub tier: u8,
     pub role: String,
+    /// The OAuth client the token was issued to (absent on native tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The OAuth scopes granted, space-separated (absent on native tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl AccessClaims {
+    /// The user the token speaks for; `None` for a client-credentials token, whose
+    /// subject is its client.
+    pub fn user(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.sub).ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +106,52 @@ impl TokenIssuer {
         now: DateTime<Utc>,
         exp: DateTime<Utc>,
     ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_for_client(sub, sid, tier, now, exp, None)
+    }
+
+    /// Signs a token like [`Self::sign`], adding the OAuth `client_id` and `scope` when
+    /// `client` is given (RFC 9068).
+    pub fn sign_for_client(
+        &self,
+        sub: Uuid,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        client: Option<(&str, &str)>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_claims(sub.to_string(), sid, tier, now, exp, client)
+    }
+
+    /// Signs a client-credentials token: `sub` is the client id, no user.
+    pub fn sign_for_client_only(
+        &self,
+        client_id: &str,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        scope: &str,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        self.sign_claims(
+            client_id.to_string(),
+            sid,
+            tier,
+            now,
+            exp,
+            Some((client_id, scope)),
+        )
+    }
+
+    fn sign_claims(
+        &self,
+        sub: String,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        client: Option<(&str, &str)>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -101,6 +162,8 @@ impl TokenIssuer {
             exp: exp.timestamp(),
             tier: tier.get(),
             role: tier.role().as_str().to_string(),
+            client_id: client.map(|(c, _)| c.to_string()),
+            scope: client.map(|(_, s)| s.to_string()),
         };
         let keys = self.ring.current();
         let mut header = Header::new(self.ring.alg.algorithm());
@@ -211,8 +274,8 @@ mod tests {
             let (token, _) = i.sign(sub, sid, Tier::new(3).unwrap(), now, exp).unwrap();
             let claims = i.verify_uncached(&token).unwrap();
             assert_eq!(
-                (claims.sub, claims.sid, claims.tier),
-                (sub, sid, 3),
+                (claims.user(), claims.sid, claims.tier),
+                (Some(sub), sid, 3),
                 "{alg:?}"
             );
             // Another payload under the same signature.

@@ -6,6 +6,7 @@
 pub mod apikey;
 pub mod csrf;
 pub mod httpsig;
+pub mod idtoken;
 pub mod jwt;
 pub mod keys;
 pub mod refresh;

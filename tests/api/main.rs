@@ -16,6 +16,7 @@ mod lockout;
 mod mail;
 mod metrics;
 mod mfa;
+mod oauth;
 mod openapi;
 mod pages;
 mod passkeys;

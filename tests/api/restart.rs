@@ -113,11 +113,18 @@ async fn start_together(migrated_first: bool) {
         futures::future::join_all((0..3).map(|_| spawn_on(dir.clone(), url.clone(), admin))).await;
 
     let jwks = apps[0].get("/.well-known/jwks.json").await.body;
-    assert_eq!(
-        jwks["keys"].as_array().unwrap().len(),
-        2,
-        "one active and one standby key (migrated first: {migrated_first}): {jwks}"
-    );
+    for alg in ["EdDSA", "RS256", "ES256"] {
+        assert_eq!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|k| k["alg"] == alg)
+                .count(),
+            2,
+            "one active and one standby {alg} key (migrated first: {migrated_first}): {jwks}"
+        );
+    }
     for app in &apps[1..] {
         assert_eq!(app.get("/.well-known/jwks.json").await.body, jwks);
     }
@@ -164,21 +171,25 @@ async fn an_upgrade_repairs_key_pairs_a_start_race_left_behind() {
     );
     // What a race left: the standby promoted too (two active keys), two more standbys.
     let race = "DROP INDEX signing_keys_one_active; DROP INDEX signing_keys_one_standby;
-        UPDATE signing_keys SET state = 'active', created_at = created_at + 1 WHERE state = 'standby';
+        UPDATE signing_keys SET state = 'active', created_at = created_at + 1
+         WHERE state = 'standby' AND alg = 'EdDSA';
         INSERT INTO signing_keys (kid, alg, private_der, public_jwk, state, created_at)
             SELECT kid || '-s1', alg, private_der, public_jwk, 'standby', created_at + 1
-              FROM signing_keys WHERE state = 'active';";
-    let count = "SELECT state || ':' || kid FROM signing_keys ORDER BY state, created_at, kid";
+              FROM signing_keys WHERE state = 'active' AND alg = 'EdDSA';";
+    // The access-token keys (the ID tokens' RS256 pair beside them is left alone).
+    let count = "SELECT state || ':' || kid FROM signing_keys WHERE alg = 'EdDSA' \
+                 ORDER BY state, created_at, kid";
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     let before: Vec<String> = sqlx::query_scalar(count).fetch_all(&pool).await.unwrap();
     sqlx::raw_sql(race).execute(&pool).await.unwrap();
     sqlx::raw_sql(migration).execute(&pool).await.unwrap();
-    let after: Vec<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT kid, state, retire_at FROM signing_keys ORDER BY kid")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let after: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT kid, state, retire_at FROM signing_keys WHERE alg = 'EdDSA' ORDER BY kid",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     // before: ["active:A", "standby:S"]
     let kid = |s: &str| s.split_once(':').unwrap().1.to_string();
@@ -218,15 +229,16 @@ async fn a_promotion_listed_before_the_retirement_is_saved() {
     use tradeauth::tokens::KeyState;
     let app = spawn_app().await;
     let store = &app.service.store;
+    let alg = tradeauth::tokens::JwtAlg::EdDSA;
     let keys = store.signing_keys().await.unwrap();
     let mut promoted = keys
         .iter()
-        .find(|k| k.state == KeyState::Standby)
+        .find(|k| k.state == KeyState::Standby && k.alg == alg)
         .unwrap()
         .clone();
     let mut retired = keys
         .iter()
-        .find(|k| k.state == KeyState::Active)
+        .find(|k| k.state == KeyState::Active && k.alg == alg)
         .unwrap()
         .clone();
     promoted.state = KeyState::Active;
@@ -239,7 +251,7 @@ async fn a_promotion_listed_before_the_retirement_is_saved() {
     let after = store.signing_keys().await.unwrap();
     let active: Vec<_> = after
         .iter()
-        .filter(|k| k.state == KeyState::Active)
+        .filter(|k| k.state == KeyState::Active && k.alg == alg)
         .collect();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].kid, promoted.kid);

@@ -167,7 +167,45 @@ fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Installs the two independent signers on first use (a fresh clone has neither): the
+/// npm package with `npm ci` in tests/js, the PyPI one with pip. Fails if either cannot be
+/// installed: these tests are never skipped.
+fn install_signers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let js = root().join("tests/js");
+        if !js.join("node_modules/http-message-signatures").exists() {
+            let ok = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&js)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "npm ci in tests/js failed");
+        }
+        let has_python_signer = std::process::Command::new("python3")
+            .args(["-c", "import http_message_signatures"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_python_signer {
+            let ok = std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(root().join("tests/signers/requirements.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "pip install -r tests/signers/requirements.txt failed");
+        }
+    });
+}
+
 async fn run(mut cmd: tokio::process::Command, input: &str, what: &str) -> Value {
+    tokio::task::spawn_blocking(install_signers).await.unwrap();
     let mut child = cmd
         .current_dir(root())
         .stdin(Stdio::piped())

@@ -261,11 +261,15 @@ async fn tokens_verify_with_an_independent_library_for_every_algorithm() {
         assert_eq!(header["alg"], alg);
         assert_eq!(header["typ"], "at+jwt");
         let jwks = app.get("/.well-known/jwks.json").await.body;
+        let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(
-            jwks["keys"].as_array().unwrap().len(),
+            keys.iter().filter(|k| k["alg"] == alg).count(),
             2,
             "active + standby published"
         );
+        // Beside them, the ID tokens' pairs of the other algorithms (RS256, ES256, EdDSA:
+        // the access tokens' pair serves ID tokens too).
+        assert_eq!(keys.len(), 6, "{jwks}");
         let custom = verify_with_jwt_simple(&jwks, &token);
         assert_eq!(custom["tier"], 2);
         assert_eq!(custom["role"], "trader");
@@ -283,9 +287,15 @@ async fn hs256_uses_the_shared_secret_and_publishes_nothing() {
     let (header, claims, _) = split(&token);
     assert_eq!(header["alg"], "HS256");
     me(&app, &token).await.assert(200, None);
-    assert_eq!(
-        app.get("/.well-known/jwks.json").await.body["keys"],
-        json!([])
+    // No symmetric key is ever published: only the pairs that sign ID tokens (RS256,
+    // which OpenID Connect Discovery requires, ES256 and EdDSA; HS256 never signs one).
+    let jwks = app.get("/.well-known/jwks.json").await.body;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 6, "{jwks}");
+    assert!(
+        keys.iter()
+            .all(|k| k["alg"] != "HS256" && k["kty"] != "oct" && k.get("k").is_none()),
+        "{jwks}"
     );
     // The same claims signed with another secret are refused.
     me(
@@ -313,14 +323,19 @@ async fn key_rotation_keeps_old_tokens_valid_and_publishes_the_next_key() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|k| k["kid"] != h0["kid"])
+        .find(|k| k["kid"] != h0["kid"] && k["alg"] == h0["alg"])
         .unwrap();
     assert_eq!(standby["kid"], kid.as_str());
     let after = app.get("/.well-known/jwks.json").await.body;
     assert_eq!(
-        after["keys"].as_array().unwrap().len(),
+        after["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == h0["alg"])
+            .count(),
         3,
-        "retired + active + new standby"
+        "retired + active + new standby (beside the ID tokens' RS256 pair)"
     );
     me(&app, &old).await.assert(200, None);
     let fresh = app.refresh(&refresh_token(&admin)).await;

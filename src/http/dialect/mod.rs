@@ -207,7 +207,9 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if status.as_u16() < 400 || is_page {
+    // The `/oauth2/` endpoints answer RFC 6749 errors, rendered already.
+    let is_oauth = res.extensions().get::<super::oauth::Rendered>().is_some();
+    if status.as_u16() < 400 || is_page || is_oauth {
         return res;
     }
     let (mut parts, _) = res.into_parts();

@@ -33,7 +33,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/account/totp/enable", post(totp_enable))
         .route("/account/totp/disable", post(totp_disable))
         .route("/account/api-keys", post(create_key))
-        .route("/account/api-keys/revoke", post(revoke_key));
+        .route("/account/api-keys/revoke", post(revoke_key))
+        .route("/account/apps/revoke", post(revoke_app));
     limit_all(actions, state, Class::Write).route("/account", get(account_page))
 }
 
@@ -54,6 +55,14 @@ struct KeyRow {
     last_used: String,
     /// `bearer`, or a signing key's algorithm (its `key_id` is `prefix`).
     algorithm: String,
+}
+
+/// An OAuth client the user allowed ("Connected apps").
+struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: String,
+    granted: String,
 }
 
 struct EventRow {
@@ -85,6 +94,7 @@ struct AccountPage {
     sessions: Vec<SessionRow>,
     api_keys: Vec<KeyRow>,
     events: Vec<EventRow>,
+    apps: Vec<AppRow>,
     tiers: Vec<u8>,
     new_key: Option<String>,
     recovery_codes: Option<Vec<String>>,
@@ -131,6 +141,10 @@ async fn render(state: &AppState, v: &Visitor, status: StatusCode, extras: Extra
         )
         .await
         .map(|p| p.items)
+        .unwrap_or_default();
+    let apps = service
+        .list_oauth_grants(&v.caller)
+        .await
         .unwrap_or_default();
     let user = &v.user;
     let page = AccountPage {
@@ -188,6 +202,15 @@ async fn render(state: &AppState, v: &Visitor, status: StatusCode, extras: Extra
                 ip: e.ip.unwrap_or_else(|| "-".into()),
             })
             .collect(),
+        apps: apps
+            .into_iter()
+            .map(|(consent, name)| AppRow {
+                client_id: consent.client_id.clone(),
+                name,
+                scopes: consent.scopes.to_param(),
+                granted: when(consent.granted_at),
+            })
+            .collect(),
         tiers: (1..=user.tier.get()).collect(),
         new_key: extras.new_key,
         recovery_codes: extras.recovery_codes,
@@ -233,6 +256,7 @@ fn confirmation(done: Option<&str>) -> Option<String> {
         "session" => "The session is revoked.",
         "totp_off" => "Two-factor authentication is off.",
         "key_revoked" => "The API key is revoked.",
+        "app_revoked" => "The app no longer has access to your account.",
         _ => return None,
     };
     Some(text.to_string())
@@ -583,4 +607,31 @@ async fn revoke_key(
     };
     let outcome = state.service.revoke_api_key(&v.caller, id, &ctx).await;
     settle(&state, &v, outcome, "key_revoked").await
+}
+
+#[derive(Deserialize)]
+struct AppForm {
+    csrf_token: Option<String>,
+    client_id: Option<String>,
+}
+
+/// "Revoke access" of a connected app: the grant goes, and every token of it.
+async fn revoke_app(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<AppForm>,
+) -> Response {
+    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let Some(client_id) = form.client_id else {
+        return problem(&state, &v, Error::NotFound("grant"));
+    };
+    let outcome = state
+        .service
+        .revoke_oauth_grant(&v.caller, &client_id, &ctx)
+        .await;
+    settle(&state, &v, outcome, "app_revoked").await
 }

@@ -20,7 +20,7 @@ mod account;
 mod admin;
 mod assets;
 mod public;
-mod session;
+pub(crate) mod session;
 mod sign_in;
 
 use super::state::AppState;
@@ -53,7 +53,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// CSP, no sniffing, no referrer (a reset link's token must not leak), no caching (pages
 /// show personal data and secrets).
-async fn security_headers(req: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -110,7 +110,7 @@ impl Layout {
 }
 
 /// A rendered template as an HTML response with `status`.
-fn html(status: axum::http::StatusCode, page: &impl askama::Template) -> Response {
+pub(crate) fn html(status: axum::http::StatusCode, page: &impl askama::Template) -> Response {
     match page.render() {
         Ok(body) => (status, Html(body)).into_response(),
         Err(e) => {

@@ -88,6 +88,10 @@ fn login_form(
 struct LoginQuery {
     return_to: Option<String>,
     done: Option<String>,
+    /// An OAuth client's `login_hint`: the identifier to prefill.
+    login_hint: Option<String>,
+    /// `login`: show the form even with a live session (OAuth `prompt=login`, `max_age`).
+    prompt: Option<String>,
 }
 
 /// Fixed confirmations other pages redirect here with (`?done=`): nothing from the query
@@ -113,9 +117,12 @@ async fn login_page(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let return_to = safe_return_to(q.return_to.as_deref());
-    // Already signed in (a link from a mail, say): straight on.
-    if let Some(v) = visitor(&state, &headers, &ctx).await {
-        return v.finish(&state, see_other(&return_to));
+    // Already signed in (a link from a mail, say): straight on — unless an OAuth client
+    // asked for a fresh sign-in.
+    if q.prompt.as_deref() != Some("login") {
+        if let Some(v) = visitor(&state, &headers, &ctx).await {
+            return v.finish(&state, see_other(&return_to));
+        }
     }
     html(
         StatusCode::OK,
@@ -124,7 +131,7 @@ async fn login_page(
             error: None,
             status: confirmation(q.done.as_deref()),
             return_to,
-            username: String::new(),
+            username: q.login_hint.unwrap_or_default(),
             remember_me: false,
         },
     )

@@ -20,8 +20,20 @@ pub struct SessionView {
 
 impl Service {
     /// Exchanges a refresh token for new tokens. See `domain::session` for the rules.
+    /// The refresh token of an OAuth authorization is bound to its client: only the
+    /// token endpoint takes it.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, token: &str, ctx: &RequestContext) -> Result<Issued> {
+        if let Some((sid, _)) = self.refresh.parse(token) {
+            if self.store.oauth_session(sid).await?.is_some() {
+                return Err(Error::InvalidRefreshToken);
+            }
+        }
+        self.rotate_refresh(token, ctx).await
+    }
+
+    /// The rotation itself (native and OAuth sessions alike).
+    pub(crate) async fn rotate_refresh(&self, token: &str, ctx: &RequestContext) -> Result<Issued> {
         let (sid, presented) = self
             .refresh
             .parse(token)

@@ -16,6 +16,7 @@
 //! | `mail_tokens.rs` | [`MailTokenStore`](crate::store::MailTokenStore) |
 //! | `mfa.rs` | [`MfaStore`](crate::store::MfaStore) |
 //! | `idempotency.rs` | [`IdempotencyStore`](crate::store::IdempotencyStore) |
+//! | `oauth.rs` | [`OAuthStore`](crate::store::OAuthStore) |
 //! | `passkeys.rs` | [`PasskeyStore`](crate::store::PasskeyStore) |
 //!
 //! Every statement is one SQL text both databases accept: `$N` placeholders (sqlx's
@@ -37,6 +38,7 @@ mod keys;
 mod lockout;
 mod mail_tokens;
 mod mfa;
+mod oauth;
 mod passkeys;
 mod revocations;
 mod sessions;
@@ -146,6 +148,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .await?;
         sqlx::query::<DB>("DELETE FROM idempotency_keys WHERE created_at < $1")
             .arg(ms(now - chrono::Duration::hours(24)))
+            .run(&mut tx)
+            .await?;
+        sqlx::query::<DB>("DELETE FROM oauth_codes WHERE expires_at <= $1")
+            .arg(ms(now))
             .run(&mut tx)
             .await?;
         commit(tx).await

@@ -1,0 +1,107 @@
+//! The OAuth 2.1 / OpenID Connect provider's use cases (API.md, "OAuth 2.1 and OpenID
+//! Connect provider"): the client registry, the authorization request and consent, the
+//! token endpoint's grants, ID tokens, userinfo and the user's grants.
+//!
+//! Layout:
+//! - `keys`: the ID-token keys (an RS256 pair is always published) and the JWKS;
+//! - `clients`: the tier-4 client registry (hashed secrets, rotation, deletion);
+//! - `authorize`: checking an authorization request, consent, issuing codes;
+//! - `token`: client authentication and the grants, ID tokens, userinfo, grants list;
+//! - `lifecycle`: introspection, revocation and RP-initiated logout.
+//!
+//! An authorization is a session: the code exchange starts a row in `sessions` (linked to
+//! its client in `oauth_sessions`), so listing, refresh rotation, reuse detection and every
+//! revocation path work on it unchanged. Errors of `/oauth2/` endpoints are
+//! [`OAuthError`]s (RFC 6749 §5.2 shape), not the native [`Error`](super::Error).
+
+pub mod authorize;
+pub mod clients;
+pub mod keys;
+pub mod lifecycle;
+pub mod token;
+
+pub use authorize::{AuthorizeError, AuthorizeParams, Authorized, Pending};
+pub use clients::{ClientInput, NewClientSecret};
+pub use keys::IdKeys;
+pub use lifecycle::{HintClaims, LoggedOut};
+pub use token::{TokenParams, TokenResponse, UserInfo};
+
+/// An error of an `/oauth2/` endpoint: the RFC 6749 `error` code, a description saying
+/// what did not match, and the HTTP status.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+    /// `invalid_client` after HTTP Basic: the answer asks for Basic again (RFC 6749 §5.2).
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_grant", description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", description)
+    }
+
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_token", description)
+    }
+}
+
+impl From<super::Error> for OAuthError {
+    fn from(e: super::Error) -> Self {
+        use super::Error;
+        match e {
+            Error::RateLimited { retry_after } => Self::new(
+                429,
+                "slow_down",
+                format!("too many requests; retry in {retry_after} s"),
+            ),
+            Error::Unavailable(_) => Self::new(503, "temporarily_unavailable", e.message()),
+            Error::Validation { .. } => Self::invalid_request(e.message()),
+            other => {
+                if let Error::Internal(detail) = &other {
+                    tracing::error!(error = %detail, "internal error");
+                }
+                Self::new(500, "server_error", other.message())
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        super::Error::from(e).into()
+    }
+}
+
+/// A fresh random secret: `n` bytes, base64url.
+pub(crate) fn random_token(n: usize) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    B64.encode(bytes)
+}
+
+/// SHA-256 of a secret, as stored.
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
