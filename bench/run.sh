@@ -11,16 +11,19 @@
 # and with 100k sessions + 100k revocations, start-to-ready, login/refresh/passkey login with
 # 1k and 1M users, signed requests (RFC 9421, Ed25519, every signature unique) at
 # /auth/verify; then the core scenarios again on PostgreSQL + Redis when they are
-# reachable.
+# reachable. OAuth: client-credentials tokens/s and /oauth2/introspect (wrk, 64
+# connections), code exchange p50 (driver), on both backends; beside them panva's
+# oidc-provider (bench/oidc-peer, one Node process, production mode) with the same load
+# generator: its discovery document (its floor), client-credentials tokens, introspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ $SMOKE = 1 ]; then
-    DUR=1s; N_LOGIN=4; FLOOD=2; SESS=1000; REV=1000; SMALL=100; BIG=2000; ROUNDS=2; RSECS_ROUND=1; N_PASSKEY=4
+    DUR=1s; N_LOGIN=4; FLOOD=2; SESS=1000; REV=1000; SMALL=100; BIG=2000; ROUNDS=2; RSECS_ROUND=1; N_PASSKEY=4; N_CODE=4
 else
-    DUR=${BENCH_DURATION:-10s}; N_LOGIN=40; FLOOD=10; SESS=100000; REV=100000; SMALL=1000; BIG=1000000; ROUNDS=5; RSECS_ROUND=3; N_PASSKEY=200
+    DUR=${BENCH_DURATION:-10s}; N_LOGIN=40; FLOOD=10; SESS=100000; REV=100000; SMALL=1000; BIG=1000000; ROUNDS=5; RSECS_ROUND=3; N_PASSKEY=200; N_CODE=200
 fi
 # The passkey scenarios sign as a page on this origin (the soft passkey writes it into
 # clientDataJSON), so the server's RP ID is `localhost` whatever port it listens on.
@@ -31,6 +34,11 @@ if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); fi
 fi
 command -v wrk >/dev/null || { echo "bench: wrk is required" >&2; exit 1; }
+command -v node >/dev/null || { echo "bench: node is required (the oidc-provider peer)" >&2; exit 1; }
+if [ ! -d bench/oidc-peer/node_modules/oidc-provider ]; then
+    echo "== installing the oidc-provider peer (npm ci, bench/oidc-peer/package-lock.json)"
+    npm ci --prefix bench/oidc-peer --no-audit --no-fund --silent
+fi
 
 if [ $SMOKE = 1 ]; then
     # The smoke run only proves every scenario still runs: the debug build (which CI has
@@ -63,7 +71,8 @@ start_server() { # $1: database URL; $2...: extra VAR=value
     PORT=$(free_port)
     env TRADEAUTH_LISTEN=127.0.0.1:$PORT TRADEAUTH_DATABASE_URL="$url" TRADEAUTH_RATE_LIMIT=off \
         TRADEAUTH_LOCKOUT_THRESHOLD=1000 TRADEAUTH_LOG_FORMAT=json RUST_LOG=warn \
-        TRADEAUTH_PUBLIC_URL=$ORIGIN TRADEAUTH_ALLOWED_ORIGINS=$ORIGIN TRADEAUTH_WEBAUTHN_RP_ID=localhost "$@" \
+        TRADEAUTH_PUBLIC_URL=$ORIGIN TRADEAUTH_ALLOWED_ORIGINS=$ORIGIN TRADEAUTH_WEBAUTHN_RP_ID=localhost \
+        ADMIN_EMAIL=admin@bench.example ADMIN_PASSWORD=bench-Admin-Password-1 "$@" \
         "$BIN" serve >"$work/server.log" 2>&1 &
     PID=$!
     BASE="http://127.0.0.1:$PORT"
@@ -78,6 +87,8 @@ wrk_json() { # $1 name, $2 path, $3 header or "", $4 connections (default 64)
     local name=$1 path=$2 header=${3:-} conns=${4:-64}
     local args=(-t"$((conns < 2 ? 1 : 2))" -c"$conns" -d"$DUR" --latency)
     [ -n "$header" ] && args+=(-H "$header")
+    # A POST with a form body: WRK_SCRIPT=bench/post.lua, WRK_BODY and WRK_AUTH exported.
+    [ -n "${WRK_SCRIPT:-}" ] && args+=(-s "$WRK_SCRIPT")
     wrk "${args[@]}" "$BASE$path" >"$work/wrk.txt"
     python3 - "$name" "$work/wrk.txt" <<'PY'
 import json, re, sys
@@ -116,6 +127,29 @@ assert pairs, "the cookie-mode login set no cookie"
 print("; ".join(pairs))' "$3"
 }
 
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# OAuth at tradeauth: a confidential first-party client (client credentials and code) made
+# by the bootstrap admin; its tokens/s, introspections/s and code exchange p50.
+oauth_scenarios() { # $1 prefix ("" or "pg_")
+    local p=$1 admin_at client cid secret basic cc_token cookies
+    admin_at=$(login_token admin@bench.example bench-Admin-Password-1)
+    client=$(curl -fs "$BASE/api/v1/admin/oauth-clients" -H "Authorization: Bearer $admin_at" \
+        -H 'content-type: application/json' \
+        -d '{"name":"bench","redirect_uris":["http://127.0.0.1/cb"],"client_type":"confidential","grant_types":["authorization_code","client_credentials"],"first_party":true}')
+    cid=$(echo "$client" | json_field client_id)
+    secret=$(echo "$client" | json_field client_secret)
+    basic="Basic $(printf '%s:%s' "$cid" "$secret" | base64 -w0)"
+    cc_token=$(curl -fs "$BASE/oauth2/token" -H "Authorization: $basic" -d grant_type=client_credentials | json_field access_token)
+    [ "$(curl -fs "$BASE/oauth2/introspect" -H "Authorization: $basic" -d "token=$cc_token" | json_field active)" = True ] ||
+        { echo "bench: /oauth2/introspect does not find the client-credentials token active" >&2; exit 1; }
+    echo "-- ${p}OAuth: client-credentials tokens, introspection (wrk), code exchange"
+    record "$(export WRK_SCRIPT=bench/post.lua WRK_BODY=grant_type=client_credentials WRK_AUTH="$basic"; wrk_json "${p}oauth_cc" /oauth2/token)"
+    record "$(export WRK_SCRIPT=bench/post.lua WRK_BODY="token=$cc_token" WRK_AUTH="$basic"; wrk_json "${p}oauth_introspect" /oauth2/introspect)"
+    cookies=$(cookie_login loadtest@bench.example bench-Password-1 all)
+    record "$("$DRV" code-exchange "$BASE" "$cid" "$secret" http://127.0.0.1/cb "$cookies" "$N_CODE" | sed "s/\"oauth/\"${p}oauth/g")"
+}
+
 core_scenarios() { # $1 prefix ("" or "pg_")
     local p=$1
     curl -fs "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
@@ -137,6 +171,7 @@ core_scenarios() { # $1 prefix ("" or "pg_")
     echo "-- ${p}pages /login and /account (wrk, one connection)"
     record "$(wrk_json "${p}login_page" /login "" 1)"
     record "$(wrk_json "${p}account_page" /account "Cookie: $session_cookies" 1)"
+    oauth_scenarios "$p"
     echo "-- ${p}refresh chains, login latency"
     # Three rounds each, median taken: one stall of the shared host lands in one round.
     for r in 1 2 3; do
@@ -194,6 +229,27 @@ done
 for n in $SMALL $BIG; do kill "${UPID[$n]}"; wait "${UPID[$n]}" 2>/dev/null || true; done
 EXTRA_PIDS=""
 
+echo "== the oidc-provider peer (bench/oidc-peer)"
+PORT=$(free_port)
+PEER_ID=bench-peer
+PEER_SECRET=bench-peer-secret-0123456789abcdef
+env NODE_ENV=production PORT=$PORT CLIENT_ID=$PEER_ID CLIENT_SECRET=$PEER_SECRET \
+    node bench/oidc-peer/peer.mjs >"$work/peer.log" 2>&1 &
+PID=$!
+BASE="http://127.0.0.1:$PORT"
+for _ in $(seq 1 300); do curl -fs "$BASE/.well-known/openid-configuration" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -fs "$BASE/.well-known/openid-configuration" >/dev/null || { echo "the peer did not start:" >&2; cat "$work/peer.log" >&2; exit 1; }
+record "{\"peer_rss_idle_kb\": $(rss_kb)}"
+basic="Basic $(printf '%s:%s' "$PEER_ID" "$PEER_SECRET" | base64 -w0)"
+# The peer introspects only tokens it stores: an opaque one (resource urn:bench:opaque).
+peer_token=$(curl -fs "$BASE/token" -H "Authorization: $basic" -d grant_type=client_credentials -d resource=urn:bench:opaque | json_field access_token)
+[ "$(curl -fs "$BASE/token/introspection" -H "Authorization: $basic" -d "token=$peer_token" | json_field active)" = True ] ||
+    { echo "bench: the peer does not introspect its token as active" >&2; exit 1; }
+record "$(wrk_json peer_discovery /.well-known/openid-configuration)"
+record "$(export WRK_SCRIPT=bench/post.lua WRK_BODY=grant_type=client_credentials WRK_AUTH="$basic"; wrk_json peer_cc /token)"
+record "$(export WRK_SCRIPT=bench/post.lua WRK_BODY="token=$peer_token" WRK_AUTH="$basic"; wrk_json peer_introspect /token/introspection)"
+stop_server
+
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     echo "== PostgreSQL + Redis"
     schema="bench_$(date +%s)_$$"
@@ -243,12 +299,18 @@ r["ratio_verify_cookie_to_healthz"] = ratio("verify_cookie_rps", "healthz_rps")
 r["pg_ratio_verify_cookie_to_healthz"] = ratio("pg_verify_cookie_rps", "pg_healthz_rps")
 r["ratio_signed_verify_to_healthz"] = ratio("signed_verify_rps", "healthz_rps")
 r["pg_ratio_signed_verify_to_healthz"] = ratio("pg_signed_verify_rps", "pg_healthz_rps")
+for p in ("", "pg_"):
+    r[p + "ratio_oauth_introspect_to_healthz"] = ratio(p + "oauth_introspect_rps", p + "healthz_rps")
+    r[p + "ratio_oauth_cc_to_healthz"] = ratio(p + "oauth_cc_rps", p + "healthz_rps")
+r["peer_ratio_introspect_to_discovery"] = ratio("peer_introspect_rps", "peer_discovery_rps")
+r["peer_ratio_cc_to_discovery"] = ratio("peer_cc_rps", "peer_discovery_rps")
 r["login_p50_minus_bare_hash_ms"] = round(r["login_p50_ms"] - r["bare_hash_ms"], 3)
 if "users1000_login_p50_ms" in r and "users1000000_login_p50_ms" in r:
     r["users_1m_vs_1k_login_p50"] = ratio("users1000000_login_p50_ms", "users1000_login_p50_ms")
     r["users_1m_vs_1k_refresh_p50"] = ratio("users1000000_refresh_p50_ms", "users1000_refresh_p50_ms")
     r["users_1m_vs_1k_passkey_login_p50"] = ratio("users1000000_passkey_login_p50_ms", "users1000_passkey_login_p50_ms")
 r["rss_idle_mb"] = round(r["rss_idle_kb"] / 1024, 1)
+r["peer_rss_idle_mb"] = round(r["peer_rss_idle_kb"] / 1024, 1)
 r["rss_loaded_mb"] = round(r["rss_loaded_kb"] / 1024, 1)
 r["rss_loaded_login_mb"] = round(r["rss_loaded_login_kb"] / 1024, 1)
 r["rss_after_scenarios_mb"] = round(r["rss_after_scenarios_kb"] / 1024, 1)
@@ -280,11 +342,14 @@ targets = [
     ("passkey login p50, PostgreSQL + Redis", f("pg_passkey_login_p50_ms", " ms"), "≤ 3 ms", at_most("pg_passkey_login_p50_ms", 3)),
     ("signed requests (RFC 9421, Ed25519, unique) at /auth/verify ÷ /healthz, in-process replay cache", f("ratio_signed_verify_to_healthz"), "≥ 0.35", at_least("ratio_signed_verify_to_healthz", 0.35)),
     ("signed requests at /auth/verify ÷ /healthz, Redis replay cache (PostgreSQL run)", f("pg_ratio_signed_verify_to_healthz"), "≥ 0.25", at_least("pg_ratio_signed_verify_to_healthz", 0.25)),
+    ("`/oauth2/introspect` (confidential client, a valid token) ÷ /healthz", f("ratio_oauth_introspect_to_healthz"), "≥ 0.50", at_least("ratio_oauth_introspect_to_healthz", 0.50)),
+    ("client-credentials tokens/s (`/oauth2/token`, signed JWT) ÷ /healthz", f("ratio_oauth_cc_to_healthz"), "≥ 0.20", at_least("ratio_oauth_cc_to_healthz", 0.20)),
+    ("authorization code exchange p50 (`/oauth2/token`)", f("oauth_code_exchange_p50_ms", " ms"), "≤ 5 ms", at_most("oauth_code_exchange_p50_ms", 5)),
     ("`/login` page p50 (one connection)", f("login_page_p50_ms", " ms"), "≤ 2 ms", at_most("login_page_p50_ms", 2)),
     ("`/account` page p50, signed in (one connection)", f("account_page_p50_ms", " ms"), "≤ 2 ms", at_most("account_page_p50_ms", 2)),
     ("login p50 − bare hash time", f("login_p50_minus_bare_hash_ms", " ms"), "≤ 2 ms", at_most("login_p50_minus_bare_hash_ms", 2)),
     ("/auth/verify p99 during the login flood", f("verify_during_flood_p99_ms", " ms"), "≤ 10 ms", at_most("verify_during_flood_p99_ms", 10)),
-    ("RSS idle (pages and WebAuthn compiled in)", f("rss_idle_mb", " MB"), "≤ 30 MB", at_most("rss_idle_mb", 30)),
+    ("RSS idle (pages, WebAuthn and OIDC compiled in)", f("rss_idle_mb", " MB"), "≤ 30 MB", at_most("rss_idle_mb", 30)),
     ("RSS with 100k sessions + 100k revocations, after a login", f("rss_loaded_login_mb", " MB"), "≤ 100 MB", at_most("rss_loaded_login_mb", 100)),
     ("start to ready (existing database)", f("start_to_ready_ms", " ms"), "≤ 300 ms", at_most("start_to_ready_ms", 300)),
     ("1M vs 1k users, login p50", f("users_1m_vs_1k_login_p50"), "within 20 %", within("users_1m_vs_1k_login_p50", 20)),
@@ -324,6 +389,16 @@ lines = ["# Benchmarks", "",
     "every figure is in `bench/results/latest.json`.", "",
     "## Targets", "", "| figure | measured | target | |", "|---|---|---|---|"]
 lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets]
+lines += ["", "OAuth beside panva's `oidc-provider` (bench/oidc-peer, one Node process, production mode, "
+          "same load generator; each as a ratio of its own floor: tradeauth's `/healthz`, the peer's discovery document):", "",
+          "| figure | tradeauth (SQLite) | tradeauth (PostgreSQL + Redis) | oidc-provider |", "|---|---|---|---|",
+          f"| floor req/s | {f('healthz_rps')} | {f('pg_healthz_rps')} | {f('peer_discovery_rps')} |",
+          f"| client-credentials tokens/s (signed JWT) | {f('oauth_cc_rps')} | {f('pg_oauth_cc_rps')} | {f('peer_cc_rps')} |",
+          f"| … ÷ floor | {f('ratio_oauth_cc_to_healthz')} | {f('pg_ratio_oauth_cc_to_healthz')} | {f('peer_ratio_cc_to_discovery')} |",
+          f"| introspections/s (valid token) | {f('oauth_introspect_rps')} | {f('pg_oauth_introspect_rps')} | {f('peer_introspect_rps')} |",
+          f"| … ÷ floor | {f('ratio_oauth_introspect_to_healthz')} | {f('pg_ratio_oauth_introspect_to_healthz')} | {f('peer_ratio_introspect_to_discovery')} |",
+          f"| code exchange p50 ms | {f('oauth_code_exchange_p50_ms')} | {f('pg_oauth_code_exchange_p50_ms')} | not measured |",
+          f"| RSS idle MB | {f('rss_idle_mb')} | | {f('peer_rss_idle_mb')} |"]
 lines += ["", f"Against the previous full run (`{baseline_file}`; 10 % allowed for noise, 0.5 ms on latencies):", "",
           "| figure | before | now | |", "|---|---|---|---|"]
 lines += [f"| `{k}` | {'n/a' if b is None else f'{b:,}'} | {'n/a' if n is None else f'{n:,}'} | {'n/a' if ok is None else check(ok)} |" for k, b, n, ok in no_worse]
