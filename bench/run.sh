@@ -68,11 +68,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 start_server() { # $1: database URL; $2...: extra VAR=value
     local url=$1; shift
+    SERVER_URL=$url; SERVER_ENV=("$@")
     PORT=$(free_port)
     env TRADEAUTH_LISTEN=127.0.0.1:$PORT TRADEAUTH_DATABASE_URL="$url" TRADEAUTH_RATE_LIMIT=off \
         TRADEAUTH_LOCKOUT_THRESHOLD=1000 TRADEAUTH_LOG_FORMAT=json RUST_LOG=warn \
-        TRADEAUTH_PUBLIC_URL=$ORIGIN TRADEAUTH_ALLOWED_ORIGINS=$ORIGIN TRADEAUTH_WEBAUTHN_RP_ID=localhost \
-        ADMIN_EMAIL=admin@bench.example ADMIN_PASSWORD=bench-Admin-Password-1 "$@" \
+        TRADEAUTH_PUBLIC_URL=$ORIGIN TRADEAUTH_ALLOWED_ORIGINS=$ORIGIN TRADEAUTH_WEBAUTHN_RP_ID=localhost "$@" \
         "$BIN" serve >"$work/server.log" 2>&1 &
     PID=$!
     BASE="http://127.0.0.1:$PORT"
@@ -130,13 +130,13 @@ print("; ".join(pairs))' "$3"
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 # OAuth at tradeauth: a confidential first-party client (client credentials and code) made
-# by the bootstrap admin; its tokens/s, introspections/s and code exchange p50.
+# with the CLI on the running server's database (no admin sign-in: a password hash would
+# leave its work area in the RSS figures); its tokens/s, introspections/s, code exchange p50.
 oauth_scenarios() { # $1 prefix ("" or "pg_")
-    local p=$1 admin_at client cid secret basic cc_token cookies
-    admin_at=$(login_token admin@bench.example bench-Admin-Password-1)
-    client=$(curl -fs "$BASE/api/v1/admin/oauth-clients" -H "Authorization: Bearer $admin_at" \
-        -H 'content-type: application/json' \
-        -d '{"name":"bench","redirect_uris":["http://127.0.0.1/cb"],"client_type":"confidential","grant_types":["authorization_code","client_credentials"],"first_party":true}')
+    local p=$1 client cid secret basic cc_token cookies
+    client=$(env TRADEAUTH_DATABASE_URL="$SERVER_URL" TRADEAUTH_PUBLIC_URL=$ORIGIN TRADEAUTH_LOG_FORMAT=json \
+        RUST_LOG=warn "${SERVER_ENV[@]}" "$BIN" client create --name bench --redirect-uri http://127.0.0.1/cb \
+        --first-party --grant-type authorization_code --grant-type client_credentials)
     cid=$(echo "$client" | json_field client_id)
     secret=$(echo "$client" | json_field client_secret)
     basic="Basic $(printf '%s:%s' "$cid" "$secret" | base64 -w0)"
