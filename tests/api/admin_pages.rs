@@ -314,3 +314,175 @@ async fn rotate_now_and_the_audit_log_with_its_csv_export() {
     .await;
     assert_eq!(empty.html.lines().count(), 1, "only the header");
 }
+
+/// The text of the element with `id` in a page (a one-line `<code id=...>`).
+fn code_by_id(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\">")).expect(id) + id.len() + 6;
+    html[start..].split('<').next().unwrap().to_string()
+}
+
+/// Whether `secret` authenticates `client_id` at the introspection endpoint.
+async fn secret_works(app: &TestApp, client_id: &str, secret: &str) -> bool {
+    let r = app
+        .client
+        .post(app.url("/oauth2/introspect"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("token", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    r.status() == 200
+}
+
+#[tokio::test]
+async fn oauth_clients_are_created_edited_rotated_and_deleted_from_the_console() {
+    let app = spawn_app().await;
+    let (admin_email, admin) = app.user_with_tier(4).await;
+    let admin_at = access(&admin);
+    let (jar, csrf) = sign_in(&app, &admin_email).await;
+
+    let page = get(&app, &jar, "/admin/clients").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("Create client"));
+
+    // A refused form keeps what was typed and says why.
+    let bad = post(
+        &app,
+        &jar,
+        "/admin/clients",
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Broken app"),
+            ("client_type", "confidential"),
+            ("redirect_uris", "not a uri"),
+            ("grant_types", "authorization_code"),
+            ("scopes", "openid"),
+            ("max_tier", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.html);
+    assert!(bad.html.contains("role=\"alert\""));
+    assert!(bad.html.contains("value=\"Broken app\""));
+
+    let made = post(
+        &app,
+        &jar,
+        "/admin/clients",
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Trading dashboard"),
+            ("client_type", "confidential"),
+            (
+                "redirect_uris",
+                "https://dash.example/callback\nhttp://127.0.0.1/cb",
+            ),
+            ("grant_types", "authorization_code"),
+            ("grant_types", "refresh_token"),
+            ("scopes", "openid"),
+            ("scopes", "profile"),
+            ("scopes", "offline_access"),
+            ("max_tier", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.html);
+    let secret = code_by_id(&made.html, "client-secret");
+    let client_id = made
+        .html
+        .split("/admin/clients/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let api = app
+        .get_auth(
+            &format!("/api/v1/admin/oauth-clients/{client_id}"),
+            &admin_at,
+        )
+        .await;
+    api.assert(200, None);
+    assert_eq!(api.body["name"], "Trading dashboard");
+    assert_eq!(
+        api.body["redirect_uris"],
+        serde_json::json!(["https://dash.example/callback", "http://127.0.0.1/cb"])
+    );
+    assert!(secret_works(&app, &client_id, &secret).await);
+
+    // Edit: the same validation as the API; the page shows the saved values.
+    let edit = format!("/admin/clients/{client_id}/update");
+    let r = post(
+        &app,
+        &jar,
+        &edit,
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Trading dashboard v2"),
+            ("redirect_uris", "https://dash.example/callback"),
+            ("grant_types", "authorization_code"),
+            ("scopes", "openid"),
+            ("max_tier", "3"),
+            ("first_party", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    let api = app
+        .get_auth(
+            &format!("/api/v1/admin/oauth-clients/{client_id}"),
+            &admin_at,
+        )
+        .await;
+    assert_eq!(api.body["name"], "Trading dashboard v2");
+    assert_eq!(api.body["max_tier"], 3);
+    assert_eq!(api.body["first_party"], true);
+
+    // Rotate: the new secret is shown once and the old one stops working.
+    let r = post(
+        &app,
+        &jar,
+        &format!("/admin/clients/{client_id}/rotate-secret"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let fresh = code_by_id(&r.html, "client-secret");
+    assert_ne!(fresh, secret);
+    assert!(secret_works(&app, &client_id, &fresh).await);
+    assert!(!secret_works(&app, &client_id, &secret).await);
+
+    // Delete asks first.
+    let delete = format!("/admin/clients/{client_id}/delete");
+    let r = post(&app, &jar, &delete, &[("csrf_token", &csrf)]).await;
+    assert!(r.html.contains("name=\"confirm\" value=\"yes\""));
+    app.get_auth(
+        &format!("/api/v1/admin/oauth-clients/{client_id}"),
+        &admin_at,
+    )
+    .await
+    .assert(200, None);
+    let r = post(
+        &app,
+        &jar,
+        &delete,
+        &[("csrf_token", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/admin/clients?done=deleted"));
+    app.get_auth(
+        &format!("/api/v1/admin/oauth-clients/{client_id}"),
+        &admin_at,
+    )
+    .await
+    .assert(404, None);
+    let events = app
+        .get_auth("/api/v1/admin/audit?type=oauth_client.created", &admin_at)
+        .await;
+    assert_eq!(
+        events.body["items"][0]["actor_id"], admin["user"]["id"],
+        "{}",
+        events.body
+    );
+}

@@ -151,6 +151,28 @@ describe('the admin console through nginx over HTTPS', () => {
     assert.match(keys, /active/);
     assert.match(keys, /standby/);
 
+    // OAuth clients: create (the secret shown once), then delete after the confirmation.
+    await page.goto(`${stack.origin}/admin`);
+    await page.getByRole('link', { name: 'OAuth clients' }).click();
+    await page.waitForURL(/\/admin\/clients$/);
+    await clean(page);
+    await page.getByLabel('Name', { exact: true }).fill('Browser dashboard');
+    await page.locator('#redirect_uris').fill('https://dash.example/callback');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    await page.getByRole('heading', { name: /Client created/ }).waitFor();
+    await clean(page);
+    const secret = (await page.locator('#client-secret').innerText()).trim();
+    assert.ok(secret.length >= 32, secret);
+    await page.getByRole('link', { name: 'Done' }).click();
+    await page.waitForURL(/\/admin\/clients\/[^/]+$/);
+    await clean(page);
+    const clientId = page.url().split('/').pop();
+    assert.equal((await api(`/api/v1/admin/oauth-clients/${clientId}`, { token: adminToken })).json().name, 'Browser dashboard');
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.waitForURL(/\/admin\/clients\?done=deleted/);
+    assert.equal((await api(`/api/v1/admin/oauth-clients/${clientId}`, { token: adminToken })).status, 404);
+
     // A user who is not an admin gets the 403 page, not the console.
     const viewer = 'admin-viewer@example.com';
     assert.equal((await api('/api/v1/auth/register', { method: 'POST', json: { email: viewer, password: PASSWORD } })).status, 201);

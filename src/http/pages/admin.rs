@@ -50,7 +50,7 @@ fn when(t: DateTime<Utc>) -> String {
 }
 
 /// The signed-in admin, or the answer for anyone else (login page, 403 page).
-async fn admin(
+pub(super) async fn admin(
     state: &AppState,
     headers: &HeaderMap,
     ctx: &RequestContext,
@@ -72,7 +72,7 @@ async fn admin(
 }
 
 /// An admin whose form passed the CSRF rules.
-async fn admin_form(
+pub(super) async fn admin_form(
     state: &AppState,
     headers: &HeaderMap,
     ctx: &RequestContext,
@@ -93,7 +93,7 @@ struct Message {
 }
 
 /// A page that only says what went wrong, with the error's status.
-fn message(state: &AppState, v: &Visitor, e: Error) -> Response {
+pub(super) fn message(state: &AppState, v: &Visitor, e: Error) -> Response {
     let heading = match e {
         Error::InsufficientTier { .. } => "Administrators only",
         _ => "That did not work",
