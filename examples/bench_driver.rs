@@ -8,8 +8,16 @@
 //! - `flood BASE TOKEN SECS FLOODERS`: /auth/verify p50/p99 while FLOODERS clients send
 //!   wrong passwords;
 //! - `ready BIN DB`: milliseconds from process start to /readyz answering 200;
+//! - `passkey BASE USER PASSWORD N`: registers a passkey for USER (the
+//!   `webauthn-authenticator-rs` soft passkey, origin `http://localhost:8080`, so the server
+//!   must have RP ID `localhost` and that origin allowed: its defaults), then N passkey
+//!   sign-ins (`login/start` + `login/finish`, with the username): p50/p99 of the pair;
 //! - `signed BASE TOKEN SECS CONNS`: signed requests (RFC 9421, Ed25519, every signature
 //!   unique) checked per second at /auth/verify over CONNS connections, with p50/p99.
+//! - `code-exchange BASE CLIENT_ID SECRET REDIRECT_URI COOKIE N`: N authorization codes
+//!   (`/oauth2/authorize` with PKCE S256, signed in by the session cookies COOKIE, a
+//!   first-party client so no consent), each exchanged at `/oauth2/token`: p50/p99 of the
+//!   exchange alone.
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use serde_json::{json, Value};
@@ -321,6 +329,109 @@ async fn ready(bin: &str, db: &str) -> Value {
     json!({"start_to_ready_ms": ms(took)})
 }
 
+/// The page origin the soft passkey writes into `clientDataJSON` (the server's default
+/// public URL: RP ID `localhost`).
+const PASSKEY_ORIGIN: &str = "http://localhost:8080";
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn passkey_login(base: &str, user: &str, password: &str, n: usize) -> Value {
+    use webauthn_authenticator_rs::prelude::{Url, WebauthnAuthenticator};
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let client = reqwest::Client::new();
+    let origin = Url::parse(PASSKEY_ORIGIN).unwrap();
+    // `true`: it claims user verification (it has no way to perform one).
+    let mut token = SoftPasskey::new(true);
+    let session = login(&client, base, user, password).await;
+    let at = session["access_token"].as_str().unwrap().to_string();
+    let (status, started) = post_json(
+        &client,
+        format!("{base}/api/v1/auth/passkeys/register/start"),
+        Some(&at),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "register/start: {started}");
+    let credential = token
+        .do_registration(
+            origin.clone(),
+            serde_json::from_value(started["options"].clone()).unwrap(),
+        )
+        .expect("the soft passkey registers");
+    let (status, body) = post_json(
+        &client,
+        format!("{base}/api/v1/auth/passkeys/register/finish"),
+        Some(&at),
+        json!({"challenge_id": started["challenge_id"], "name": "bench",
+               "credential": serde_json::to_value(&credential).unwrap()}),
+    )
+    .await;
+    assert_eq!(status, 201, "register/finish: {body}");
+
+    let mut times = Vec::with_capacity(n);
+    let mut errors = 0u64;
+    // One warm-up sign-in, then N measured. A round's time is the two requests' (start and
+    // finish, as the client sees them); the authenticator's own ES256 signature between them
+    // is the browser's work and is left out.
+    for i in 0..=n {
+        let t = Instant::now();
+        let (status, started) = post_json(
+            &client,
+            format!("{base}/api/v1/auth/passkeys/login/start"),
+            None,
+            json!({"username": user}),
+        )
+        .await;
+        let mut took = ms(t.elapsed());
+        let ok = if status == 200 {
+            let assertion = token
+                .do_authentication(
+                    origin.clone(),
+                    serde_json::from_value(started["options"].clone()).unwrap(),
+                )
+                .expect("the soft passkey signs");
+            let body = json!({"challenge_id": started["challenge_id"],
+                              "credential": serde_json::to_value(&assertion).unwrap()});
+            let t = Instant::now();
+            let (status, body) = post_json(
+                &client,
+                format!("{base}/api/v1/auth/passkeys/login/finish"),
+                None,
+                body,
+            )
+            .await;
+            took += ms(t.elapsed());
+            status == 200 && body["access_token"].is_string()
+        } else {
+            false
+        };
+        if !ok {
+            errors += 1;
+        } else if i > 0 {
+            times.push(took);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "passkey_login_p50_ms": percentile(&times, 0.5),
+        "passkey_login_p99_ms": percentile(&times, 0.99),
+        "passkey_login_errors": errors,
+    })
+}
+
 /// Signed requests at forward-auth: an Ed25519 signing key made with `token`, then
 /// `conns` clients sending GET /api/v1/auth/verify, each request signed anew (its own
 /// nonce), so every check goes through the window, the key, the signature and the replay
@@ -421,6 +532,102 @@ async fn signed(base: &str, token: &str, secs: u64, conns: usize) -> Value {
     })
 }
 
+/// `application/x-www-form-urlencoded` escaping of one value.
+fn form_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn code_exchange(
+    base: &str,
+    client_id: &str,
+    secret: &str,
+    redirect_uri: &str,
+    cookie: &str,
+    n: usize,
+) -> Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (mut times, mut errors) = (Vec::with_capacity(n), 0u64);
+    for i in 0..=n {
+        let verifier = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let r = client
+            .get(format!(
+                "{base}/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}\
+                 &scope=openid&state=s{i}&code_challenge={challenge}&code_challenge_method=S256",
+                form_escape(client_id),
+                form_escape(redirect_uri)
+            ))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let Some(code) = location
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("code="))
+            .map(str::to_string)
+        else {
+            if errors == 0 {
+                eprintln!(
+                    "authorize answered {} without a code: {location}",
+                    r.status()
+                );
+            }
+            errors += 1;
+            continue;
+        };
+        let body = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
+            form_escape(redirect_uri)
+        );
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/oauth2/token"))
+            .basic_auth(client_id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let took = ms(t.elapsed());
+        let ok = r.status().is_success()
+            && r.json::<Value>().await.unwrap_or(Value::Null)["access_token"].is_string();
+        if !ok {
+            errors += 1;
+        } else if i > 0 {
+            times.push(took);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "oauth_code_exchange_p50_ms": percentile(&times, 0.5),
+        "oauth_code_exchange_p99_ms": percentile(&times, 0.99),
+        "oauth_code_exchange_errors": errors,
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -433,7 +640,9 @@ async fn main() {
         "refresh" => refresh_chains(&a(2), &a(3), &a(4), n(5), n(6) as u64).await,
         "flood" => flood(&a(2), &a(3), n(4) as u64, n(5)).await,
         "ready" => ready(&a(2), &a(3)).await,
+        "passkey" => passkey_login(&a(2), &a(3), &a(4), n(5)).await,
         "signed" => signed(&a(2), &a(3), n(4) as u64, n(5)).await,
+        "code-exchange" => code_exchange(&a(2), &a(3), &a(4), &a(5), &a(6), n(7)).await,
         other => panic!("unknown subcommand {other:?}"),
     };
     println!("{out}");
