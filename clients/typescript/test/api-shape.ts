@@ -37,7 +37,7 @@ export async function shape(): Promise<void> {
   await auth.passkeys.rename(pk.id, "work");
   await auth.passkeys.remove(pk.id);
   const key = await bot.apiKeys.create({ name: "bot", permissionTier: 2, allowedIps: ["10.0.0.0/8"] });
-  const secret: string = key.key;
+  const secret: string | null | undefined = key.key; // absent for a signing key with an uploaded public key
   await bot.apiKeys.list();
   await bot.apiKeys.revoke(key.id);
   const res: Response = await auth.fetch("/api/v1/orders", { method: "POST", headers: { "Idempotency-Key": "k" } });
