@@ -486,3 +486,66 @@ async fn oauth_clients_are_created_edited_rotated_and_deleted_from_the_console()
         events.body
     );
 }
+
+#[tokio::test]
+async fn an_admin_creates_a_user_from_the_console() {
+    let app = spawn_app().await;
+    let (admin_email, admin) = app.user_with_tier(4).await;
+    let admin_at = access(&admin);
+    let (jar, csrf) = sign_in(&app, &admin_email).await;
+
+    let weak = post(
+        &app,
+        &jar,
+        "/admin/users",
+        &[
+            ("csrf_token", &csrf),
+            ("email", "made-weak@example.com"),
+            ("password", "short"),
+        ],
+    )
+    .await;
+    assert_eq!(weak.status, 422, "{}", weak.html);
+    assert!(weak.html.contains("role=\"alert\""));
+
+    let r = post(
+        &app,
+        &jar,
+        "/admin/users",
+        &[
+            ("csrf_token", &csrf),
+            ("email", "made-here@example.com"),
+            ("password", PASSWORD),
+            ("username", ""),
+            ("full_name", "Made Here"),
+            ("permission_tier", "3"),
+            ("is_verified", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    let location = r.location.unwrap();
+    assert!(location.ends_with("?done=created"), "{location}");
+    let id = location
+        .trim_start_matches("/admin/users/")
+        .split('?')
+        .next()
+        .unwrap();
+    let user = app
+        .get_auth(&format!("/api/v1/admin/users/{id}"), &admin_at)
+        .await;
+    assert_eq!(user.body["email"], "made-here@example.com");
+    assert_eq!(user.body["permission_tier"], 3);
+    assert_eq!(user.body["is_verified"], true);
+    assert_eq!(user.body["full_name"], "Made Here");
+    app.login("made-here@example.com", PASSWORD)
+        .await
+        .assert(200, None);
+    let events = app
+        .get_auth(
+            &format!("/api/v1/admin/audit?user_id={id}&type=user.registered"),
+            &admin_at,
+        )
+        .await;
+    assert_eq!(events.body["items"][0]["actor_id"], admin["user"]["id"]);
+}

@@ -69,11 +69,11 @@ describe('the admin console through nginx over HTTPS', () => {
     const users = page.getByRole('region', { name: 'Users' });
     assert.equal(await users.getByRole('link', { name: email }).count(), 1);
     assert.equal(await users.getByRole('link', { name: ADMIN }).count(), 0);
-    await page.getByLabel('Tier').selectOption('4');
+    await page.getByLabel('Tier', { exact: true }).selectOption('4');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.waitForURL(/tier=4/);
     assert.equal(await page.getByRole('link', { name: email }).count(), 0);
-    await page.getByLabel('Tier').selectOption('');
+    await page.getByLabel('Tier', { exact: true }).selectOption('');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('link', { name: email }).click();
     await page.waitForURL(/\/admin\/users\//);

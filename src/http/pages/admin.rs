@@ -13,8 +13,10 @@ use super::{html, Layout};
 use crate::domain::{Tier, UserId};
 use crate::http::extract::Ctx;
 use crate::http::ratelimit::{limit_all, Class};
+use crate::http::requests::secret;
 use crate::http::state::AppState;
 use crate::service::admin::{AdminPatch, AdminUser};
+use crate::service::auth::NewAccount;
 use crate::service::{AuditQuery, Error, PageRequest, RequestContext, UserQuery};
 use crate::store::AuditEvent;
 use askama::Template;
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let actions = Router::new()
+        .route("/admin/users", post(create_user))
         .route("/admin/users/{id}/unlock", post(unlock))
         .route("/admin/users/{id}/active", post(set_active))
         .route("/admin/users/{id}/update", post(update))
@@ -169,6 +172,7 @@ struct UsersQuery {
 /// The fixed confirmations of `?done=` (nothing from the query is shown as text).
 fn confirmation(done: Option<&str>) -> Option<String> {
     let text = match done? {
+        "created" => "The user is created.",
         "deleted" => "The user is deleted; their sessions and API keys are revoked.",
         "rotated" => "The signing keys are rotated: the standby key signs from now on.",
         "unlocked" => "The account is unlocked.",
@@ -295,6 +299,56 @@ async fn render_console(
 #[derive(Deserialize)]
 struct CsrfForm {
     csrf_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NewUserForm {
+    csrf_token: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    username: Option<String>,
+    full_name: Option<String>,
+    permission_tier: Option<String>,
+    /// A checkbox: present when checked.
+    is_verified: Option<String>,
+}
+
+/// "Create user": the admin API's `POST /api/v1/admin/users` as a form; the new user's
+/// page on success, the console with the message otherwise.
+async fn create_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(form): Form<NewUserForm>,
+) -> Response {
+    let v = match admin_form(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let optional = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let made = match tier_filter(form.permission_tier.as_deref()) {
+        Ok(tier) => {
+            let account = NewAccount {
+                email: form.email.unwrap_or_default(),
+                password: secret(form.password),
+                username: optional(form.username),
+                full_name: optional(form.full_name),
+            };
+            let verified = form.is_verified.is_some();
+            state
+                .service
+                .admin_create_user(Some(v.user.id), account, tier, verified, Some(&ctx))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match made {
+        Ok(user) => v.finish(
+            &state,
+            see_other(&format!("/admin/users/{}?done=created", user.id.0)),
+        ),
+        Err(e) => render_console(&state, &v, UsersQuery::default(), None, Some(e)).await,
+    }
 }
 
 async fn rotate_keys(
