@@ -197,3 +197,55 @@ async fn a_mail_scanners_get_of_the_verification_link_consumes_nothing() {
         .unwrap()
         .contains("Your email address is verified"));
 }
+
+#[tokio::test]
+async fn a_new_verification_link_can_be_asked_for_from_the_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().join("mail");
+    std::fs::create_dir_all(&mail_dir).unwrap();
+    let mailer = format!("file:{}", mail_dir.display());
+    let app = spawn_with(move |s| s.set("mailer", mailer)).await;
+    let email = "resend-me@example.com";
+    app.register(email, PASSWORD).await.assert(201, None);
+    let mails = || std::fs::read_dir(&mail_dir).unwrap().count();
+    for _ in 0..50 {
+        if mails() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(mails(), 1, "the registration mail");
+
+    let page = app.get("/login").await;
+    assert!(page.text.contains("href=\"/verify-email/resend\""));
+    let form = app.get("/verify-email/resend").await;
+    assert_eq!(form.status, 200);
+    assert!(form.text.contains("Send verification link"));
+    for address in [email, "nobody-resend@example.com"] {
+        let r = no_redirects()
+            .post(app.url("/verify-email/resend"))
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("email", address)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("role=\"status\""));
+    }
+    for _ in 0..50 {
+        if mails() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(mails(), 2, "one new link, for the known address only");
+    // From another site: refused, nothing sent.
+    let r = no_redirects()
+        .post(app.url("/verify-email/resend"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

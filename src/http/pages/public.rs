@@ -34,6 +34,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             limited(get(forgot_page).post(forgot), state, Class::Mail),
         )
         .route(
+            "/verify-email/resend",
+            limited(get(resend_page).post(resend), state, Class::Mail),
+        )
+        .route(
             "/reset-password",
             limited(get(reset_page).post(reset), state, Class::Mail),
         )
@@ -228,6 +232,57 @@ async fn forgot(
         status,
         &ForgotPage {
             layout: Layout::new("Reset your password"),
+            error,
+            status: message,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "resend.html")]
+struct ResendPage {
+    layout: Layout,
+    error: Option<String>,
+    status: Option<String>,
+}
+
+/// `/verify-email/resend`: a new verification link for an unverified account (the API's
+/// resend, answered the same whether or not the account exists).
+async fn resend_page() -> Response {
+    html(
+        StatusCode::OK,
+        &ResendPage {
+            layout: Layout::new("Verify your email"),
+            error: None,
+            status: None,
+        },
+    )
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<EmailForm>,
+) -> Response {
+    let outcome = match csrf::check_origin(&headers, &state.service) {
+        Err(e) => Err(e),
+        Ok(()) => state.service.resend_verification(&form.email).await,
+    };
+    let (status, error, message) = match outcome {
+        Ok(()) => (
+            StatusCode::OK,
+            None,
+            Some(
+                "If an unverified account exists for that email, a new verification link is on its way."
+                    .to_string(),
+            ),
+        ),
+        Err(e) => (status_of(&e), Some(e.message()), None),
+    };
+    html(
+        status,
+        &ResendPage {
+            layout: Layout::new("Verify your email"),
             error,
             status: message,
         },
