@@ -14,11 +14,10 @@
 //! - `sign_in`: `/login` (password, TOTP step, passkey button) and `/logout`;
 //! - `public`: `/register`, `/verify-email`, `/forgot-password`, `/reset-password`;
 //! - `account`: the `/account` console;
-//! - `admin`: the `/admin` console (tier 4); `admin_clients`: its OAuth clients.
+//! - `admin`: the `/admin` console (tier 4), with its users, audit log and OAuth clients.
 
 mod account;
 mod admin;
-mod admin_clients;
 mod assets;
 mod public;
 pub(crate) mod session;
@@ -44,7 +43,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(public::router(state))
         .merge(account::router(state))
         .merge(admin::router(state))
-        .merge(admin_clients::router(state))
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/account") }),

@@ -3,15 +3,14 @@
 //! `/api/v1/admin/oauth-clients`, with the admin as the actor (same validation messages,
 //! same `oauth_client.*` events); a client secret is shown once, on the answer that made it.
 
-use super::admin::{admin, admin_form, message};
-use super::session::{see_other, status_of, Visitor};
-use super::{html, Layout};
-use crate::domain::oauth::{ClientType, GrantType, OAuthClient, SCOPES};
+use super::client_form::{ClientForm, FormView};
+use super::{admin, admin_form, message};
+use crate::domain::oauth::{ClientType, OAuthClient};
 use crate::http::extract::Ctx;
+use crate::http::pages::session::{see_other, status_of, Visitor};
+use crate::http::pages::{html, Layout};
 use crate::http::ratelimit::{limit_all, Class};
 use crate::http::state::AppState;
-use crate::service::oauth::clients::ClientInput;
-use crate::service::Error;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -31,155 +30,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
     limit_all(actions, state, Class::Write)
         .route("/admin/clients", get(list))
         .route("/admin/clients/{id}", get(client_page))
-}
-
-const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
-
-/// The client form's fields. Checkboxes repeat their name (`grant_types`, `scopes`), which
-/// `Form` cannot read, so the body is parsed by [`ClientForm::parse`]; URI lists are one per
-/// line.
-#[derive(Default)]
-struct ClientForm {
-    csrf_token: Option<String>,
-    name: Option<String>,
-    client_type: Option<String>,
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    grant_types: Vec<String>,
-    scopes: Vec<String>,
-    max_tier: Option<String>,
-    /// A checkbox: present when checked.
-    first_party: Option<String>,
-}
-
-fn lines(s: &str) -> Vec<String> {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-impl ClientForm {
-    fn parse(body: &[u8]) -> Self {
-        let mut f = ClientForm::default();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            let v = v.into_owned();
-            match &*k {
-                "csrf_token" => f.csrf_token = Some(v),
-                "name" => f.name = Some(v),
-                "client_type" => f.client_type = Some(v),
-                "redirect_uris" => f.redirect_uris = v,
-                "post_logout_redirect_uris" => f.post_logout_redirect_uris = v,
-                "grant_types" => f.grant_types.push(v),
-                "scopes" => f.scopes.push(v),
-                "max_tier" => f.max_tier = Some(v),
-                "first_party" => f.first_party = Some(v),
-                _ => {}
-            }
-        }
-        f
-    }
-
-    fn input(&self, creating: bool) -> Result<ClientInput, Error> {
-        let max_tier = match self.max_tier.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(t) => Some(
-                t.parse::<i64>()
-                    .map_err(|_| Error::field("max_tier", "max_tier must be 1, 2, 3 or 4"))?,
-            ),
-        };
-        Ok(ClientInput {
-            name: self.name.clone(),
-            redirect_uris: Some(lines(&self.redirect_uris)),
-            post_logout_redirect_uris: Some(lines(&self.post_logout_redirect_uris)),
-            client_type: if creating {
-                self.client_type.clone()
-            } else {
-                None
-            },
-            grant_types: Some(self.grant_types.clone()),
-            scopes: Some(self.scopes.clone()),
-            max_tier,
-            first_party: Some(self.first_party.is_some()),
-            id_token_signed_response_alg: None,
-        })
-    }
-}
-
-/// A client as the form shows it (also a refused form, as typed).
-struct FormView {
-    name: String,
-    confidential: bool,
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    grants: Vec<(&'static str, bool)>,
-    scopes: Vec<(&'static str, bool)>,
-    max_tier: u8,
-    first_party: bool,
-}
-
-impl FormView {
-    fn blank() -> Self {
-        Self {
-            name: String::new(),
-            confidential: true,
-            redirect_uris: String::new(),
-            post_logout_redirect_uris: String::new(),
-            grants: GRANTS
-                .iter()
-                .map(|g| (*g, *g != "client_credentials"))
-                .collect(),
-            scopes: SCOPES
-                .iter()
-                .map(|s| (*s, matches!(*s, "openid" | "profile" | "email")))
-                .collect(),
-            max_tier: 2,
-            first_party: false,
-        }
-    }
-
-    fn of(c: &OAuthClient) -> Self {
-        Self {
-            name: c.name.clone(),
-            confidential: c.client_type == ClientType::Confidential,
-            redirect_uris: c.redirect_uris.join("\n"),
-            post_logout_redirect_uris: c.post_logout_redirect_uris.join("\n"),
-            grants: GRANTS
-                .iter()
-                .map(|g| (*g, GrantType::parse(g).is_some_and(|g| c.allows(g))))
-                .collect(),
-            scopes: SCOPES
-                .iter()
-                .map(|s| (*s, c.scopes.iter().any(|x| x == *s)))
-                .collect(),
-            max_tier: c.max_tier.get(),
-            first_party: c.first_party,
-        }
-    }
-
-    fn typed(f: &ClientForm) -> Self {
-        Self {
-            name: f.name.clone().unwrap_or_default(),
-            confidential: f.client_type.as_deref() != Some("public"),
-            redirect_uris: f.redirect_uris.clone(),
-            post_logout_redirect_uris: f.post_logout_redirect_uris.clone(),
-            grants: GRANTS
-                .iter()
-                .map(|g| (*g, f.grant_types.iter().any(|x| x == g)))
-                .collect(),
-            scopes: SCOPES
-                .iter()
-                .map(|s| (*s, f.scopes.iter().any(|x| x == s)))
-                .collect(),
-            max_tier: f
-                .max_tier
-                .as_deref()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(2),
-            first_party: f.first_party.is_some(),
-        }
-    }
 }
 
 struct ClientRow {
