@@ -113,23 +113,20 @@ impl Service {
             is_active: patch.is_active,
             is_verified: patch.is_verified,
             full_name,
+            // Disabling or lowering a tier takes effect at once: every session dies in the
+            // change's own transaction, so every access token carrying one is refused on
+            // the next check. Raising a tier waits for the next refresh.
+            end_sessions: Some(self.end_sessions(None)),
             ..Default::default()
         };
-        let after = self
+        let (after, ended) = self
             .store
             .update_user(id, &store_patch)
             .await?
             .ok_or(Error::NotFound("user"))?;
         self.user_cache.forget(id);
-        // Disabling or lowering a tier takes effect at once: every session dies, so every
-        // access token carrying one is refused on the next check. Raising a tier waits for
-        // the next refresh.
-        if (before.is_active && !after.is_active) || after.tier < before.tier {
-            self.revoke(RevokeTarget::User {
-                user: id,
-                except: None,
-            })
-            .await?;
+        if let Some(end) = store_patch.end_sessions {
+            self.sessions_ended(&ended, end.until).await;
         }
         let mut changes = serde_json::Map::new();
         if before.tier != after.tier {

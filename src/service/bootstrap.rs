@@ -14,7 +14,7 @@ use super::Audit;
 use super::Service;
 use crate::domain::AuditKind;
 use crate::domain::{Email, Tier};
-use crate::store::{RevokeTarget, UserPatch};
+use crate::store::UserPatch;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -127,13 +127,12 @@ impl Service {
                     let stored = self.store.password_hash(admin.id).await?;
                     if !self.hasher.verify(password, stored.as_deref()).await?.ok {
                         let hash = self.hasher.hash(password as &SecretString).await?;
-                        self.store.set_password_hash(admin.id, &hash).await?;
-                        self.revoke(RevokeTarget::User {
-                            user: admin.id,
-                            except: None,
-                        })
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let end = self.end_sessions(None);
+                        let ended = self
+                            .store
+                            .set_password_hash(admin.id, &hash, Some(end))
+                            .await?;
+                        self.sessions_ended(&ended, end.until).await;
                         changed.push("password");
                     }
                 }

@@ -11,7 +11,8 @@
 //! - `gateway`: what the HTTP layer needs besides use cases (readiness, rate-limit
 //!   buckets, idempotency claims, live feeds), so it never reaches into the fields;
 //! - `keys`: signing-key lifecycle; `bootstrap`: the `ADMIN_EMAIL` account;
-//! - `background`: revocation catch-up and pruning loops.
+//! - `background`: revocation catch-up and pruning loops;
+//! - `paging`: cursor pages (`?cursor=&limit=`) of every list.
 //!
 //! [`Service`]'s fields are private, but for the store and the token issuer that the
 //! API suite inspects: callers above use its methods.
@@ -27,6 +28,7 @@ pub mod gateway;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;
+pub mod paging;
 pub mod passkeys;
 pub mod passwords;
 pub mod signatures;
@@ -35,6 +37,7 @@ pub mod webauthn;
 
 pub use error::{Error, Result};
 pub use gateway::Claim;
+pub use paging::{PageRequest, Paged};
 // Types of the store that the use cases take or return, so callers need not name the store.
 pub use crate::store::ratelimit::{Decision, Limit};
 pub use crate::store::{ApiKeyRecord, AuditEvent, AuditQuery, UserQuery};
@@ -43,10 +46,8 @@ use crate::config::Config;
 use crate::domain::lockout::{LockoutPolicy, LockoutScope};
 use crate::domain::{AuditKind, Tier, User, UserId};
 use crate::store::revocation::RevocationList;
-use crate::store::{DynStore, Page};
+use crate::store::DynStore;
 use crate::tokens::{CsrfSecret, RefreshSecret, Sealer, TokenIssuer};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -158,66 +159,6 @@ impl<'a> Audit<'a> {
 struct RemoteEvent {
     origin: Uuid,
     event: AuditEvent,
-}
-
-/// A page of results and the cursor of the next one.
-#[derive(Debug, Clone)]
-pub struct Paged<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-/// A requested page, parsed from `?cursor=&limit=`.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
-    pub after: Option<Uuid>,
-    pub limit: u32,
-}
-
-impl PageRequest {
-    pub const DEFAULT: u32 = 50;
-    pub const MAX: u32 = 200;
-
-    pub fn parse(cursor: Option<&str>, limit: Option<i64>) -> Result<Self> {
-        let after = match cursor.filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => Some(
-                B64.decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| Uuid::parse_str(&s).ok())
-                    .ok_or_else(|| Error::field("cursor", "cursor is not valid"))?,
-            ),
-        };
-        let limit = match limit {
-            None => Self::DEFAULT,
-            Some(n) if n < 1 => return Err(Error::field("limit", "limit must be at least 1")),
-            Some(n) => n.min(Self::MAX as i64) as u32,
-        };
-        Ok(Self { after, limit })
-    }
-
-    /// The store page: one extra row tells whether a next page exists.
-    fn store_page(&self) -> Page {
-        Page {
-            after: self.after,
-            limit: self.limit + 1,
-        }
-    }
-
-    fn finish<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> Paged<T> {
-        let more = rows.len() > self.limit as usize;
-        rows.truncate(self.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| B64.encode(id(r).to_string()))
-        } else {
-            None
-        };
-        Paged {
-            items: rows,
-            next_cursor,
-        }
-    }
 }
 
 /// Users read in the last second, so a stream of `/auth/me` calls does not read the
@@ -385,13 +326,30 @@ impl Service {
         let now = Utc::now();
         let until = self.sid_revocation_until(now);
         let ids = self.store.revoke_sessions(target, now, until).await?;
-        for id in &ids {
+        self.sessions_ended(&ids, until).await;
+        Ok(ids)
+    }
+
+    /// For a change that ends sessions in its own transaction (a new password, a disable,
+    /// a lower tier): which sessions, and how long their revocation records live.
+    pub(crate) fn end_sessions(&self, except: Option<Uuid>) -> crate::store::EndSessions {
+        let now = Utc::now();
+        crate::store::EndSessions {
+            except,
+            now,
+            until: self.sid_revocation_until(now),
+        }
+    }
+
+    /// After the store ended sessions: this instance refuses them at once, its live
+    /// connections hear, and the other instances are told.
+    pub(crate) async fn sessions_ended(&self, ids: &[Uuid], until: DateTime<Utc>) {
+        for id in ids {
             self.revocations
                 .insert(crate::store::Revoked::Sid(*id), until);
             let _ = self.revoked_sessions.send(*id);
             self.publish(crate::store::Revoked::Sid(*id), until).await;
         }
-        Ok(ids)
     }
 
     /// Tells the other instances at once (they would catch up from the store anyway).

@@ -8,7 +8,7 @@ use crate::domain::password::{self, PolicyInput};
 use crate::domain::AuditKind;
 use crate::domain::{Email, User};
 use crate::mail::Mail;
-use crate::store::{MailPurpose, RevokeTarget};
+use crate::store::MailPurpose;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::Utc;
@@ -121,6 +121,7 @@ impl Service {
             .store
             .update_user(user_id, &patch)
             .await?
+            .map(|(user, _)| user)
             .ok_or(Error::InvalidMailToken)?;
         self.user_cache.forget(user.id);
         self.audit(
@@ -215,18 +216,14 @@ impl Service {
             details: e.details("new_password"),
         })?;
         let password_hash = self.hasher.hash(&new_password).await?;
-        self.store
-            .consume_mail_token(&hash, MailPurpose::Reset, Utc::now())
+        // The token's use, the new hash and the end of every session: one transaction.
+        let end = self.end_sessions(None);
+        let ended = self
+            .store
+            .reset_password(&hash, user.id, &password_hash, end)
             .await?
             .ok_or(Error::InvalidMailToken)?;
-        self.store
-            .set_password_hash(user.id, &password_hash)
-            .await?;
-        self.revoke(RevokeTarget::User {
-            user: user.id,
-            except: None,
-        })
-        .await?;
+        self.sessions_ended(&ended, end.until).await;
         self.store
             .clear_attempts(&format!("user:{}", user.id))
             .await?;

@@ -96,6 +96,35 @@ pub struct UserPatch {
     /// exists — checked in the same statement, so two admins demoting each other at once
     /// cannot both succeed.
     pub keep_an_admin: bool,
+    /// When the change disables the account or lowers its tier (judged against the row as
+    /// the same transaction reads it), every session ends in that transaction too, so no
+    /// failure in between can leave the sessions alive.
+    pub end_sessions: Option<EndSessions>,
+}
+
+/// Ending a user's sessions in the same transaction as the change that demands it (a new
+/// password, a disable, a lower tier): the sessions are marked revoked and their `sid`
+/// revocation records written, or nothing is.
+#[derive(Debug, Clone, Copy)]
+pub struct EndSessions {
+    /// The caller's own session, kept on a password change.
+    pub except: Option<Uuid>,
+    pub now: DateTime<Utc>,
+    /// How long the `sid` revocation records live.
+    pub until: DateTime<Utc>,
+}
+
+/// What a sign-in saw of the account when it checked the credential. Its session is
+/// created only if the account still looks the same, in the same statement, so a reset,
+/// disable or demotion that lands while the sign-in is in flight (the password check may
+/// wait in the hash queue) cannot be outlived by the session it would create.
+#[derive(Clone)]
+pub struct SignInGuard {
+    /// The tier the access token will carry.
+    pub tier: Tier,
+    /// The password hash the password was checked against (`None`: the sign-in did not
+    /// use the password, a passkey say).
+    pub password_hash: Option<String>,
 }
 
 /// Filters of the admin user list.

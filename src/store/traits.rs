@@ -51,11 +51,35 @@ pub trait UserStore: Send + Sync {
     async fn username_taken(&self, username: &Username) -> StoreResult<bool>;
     /// The user's password hash (PHC string).
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
-    /// Replaces the user's password hash.
-    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()>;
+    /// Replaces the user's password hash and, in the same transaction, ends the sessions
+    /// `end` names; the ids of the sessions ended.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &str,
+        end: Option<EndSessions>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Replaces the hash `old` with `new` (the same password at stronger parameters) only if
+    /// `old` is still the account's, so a rehash never undoes a reset that landed meanwhile.
+    async fn rehash_password(&self, id: UserId, old: &str, new: &str) -> StoreResult<bool>;
+    /// A password reset in one transaction: uses the live reset token (`token`, hashed) of
+    /// `user`, replaces the password hash and ends every session. `None` (and nothing
+    /// changed) if the token was not live.
+    async fn reset_password(
+        &self,
+        token: &[u8],
+        user: UserId,
+        hash: &str,
+        end: EndSessions,
+    ) -> StoreResult<Option<Vec<Uuid>>>;
     /// Applies the patch; `None` when there is no such user. [`Conflict`]s as in
-    /// [`insert_user`](Self::insert_user) and [`UserPatch::keep_an_admin`].
-    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<User>>;
+    /// [`insert_user`](Self::insert_user) and [`UserPatch::keep_an_admin`]. With the user,
+    /// the sessions the change ended ([`UserPatch::end_sessions`]).
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: &UserPatch,
+    ) -> StoreResult<Option<(User, Vec<Uuid>)>>;
     /// Records a successful login at `at`.
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
     /// Users matching the query, newest first.
@@ -81,6 +105,14 @@ pub trait UserStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// Inserts a new session.
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// Inserts a sign-in's session only if its account is still active with the tier and
+    /// password hash the sign-in saw ([`SignInGuard`]), in one statement; `false` (and no
+    /// session) if the account changed meanwhile.
+    async fn insert_signed_in_session(
+        &self,
+        session: &Session,
+        guard: &SignInGuard,
+    ) -> StoreResult<bool>;
     /// The session with this id, live or not (read through the writer: the latest
     /// generation).
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;

@@ -10,6 +10,7 @@ mod endpoints;
 mod errors;
 mod helpers;
 mod identifiers;
+mod inflight;
 mod js_clients;
 mod limits;
 mod lockout;

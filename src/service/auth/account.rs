@@ -6,7 +6,7 @@ use super::super::{Caller, Error, PageRequest, Paged, RequestContext, Result, Se
 use crate::domain::password::{self, PolicyInput};
 use crate::domain::AuditKind;
 use crate::domain::{Email, FieldError, FullName, Tier, User, UserId, Username};
-use crate::store::{AuditEvent, AuditQuery, NewUser, RevokeTarget, StoreError, UserPatch};
+use crate::store::{AuditEvent, AuditQuery, NewUser, StoreError, UserPatch};
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -193,6 +193,7 @@ impl Service {
             .store
             .update_user(caller.user_id, &patch)
             .await?
+            .map(|(user, _)| user)
             .ok_or(Error::InvalidToken)?;
         self.user_cache.forget(user.id);
         if !changed.is_empty() {
@@ -246,12 +247,13 @@ impl Service {
                 other => other,
             })?;
         let hash = self.hasher.hash(&new).await?;
-        self.store.set_password_hash(user.id, &hash).await?;
-        self.revoke(RevokeTarget::User {
-            user: user.id,
-            except: Some(sid),
-        })
-        .await?;
+        // The new hash and the end of every other session, in one transaction.
+        let end = self.end_sessions(Some(sid));
+        let ended = self
+            .store
+            .set_password_hash(user.id, &hash, Some(end))
+            .await?;
+        self.sessions_ended(&ended, end.until).await;
         self.audit(
             Audit::new(AuditKind::PasswordChanged)
                 .user(user.id)

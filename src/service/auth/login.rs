@@ -8,7 +8,7 @@ use crate::domain::lockout::{counter_key, AttemptSlot, LockoutPolicy};
 use crate::domain::session::refresh_expiry;
 use crate::domain::AuditKind;
 use crate::domain::{Session, User, UserId};
-use crate::store::{DynStore, StoreResult};
+use crate::store::{DynStore, SignInGuard, StoreResult};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -282,14 +282,27 @@ impl Service {
         }
         // Password (and second factor) right: the count starts over.
         attempt.succeed(now).await?;
+        // The hash this password was checked against: the session is created only if it is
+        // still the account's (a reset meanwhile wins).
+        let mut checked = stored.unwrap_or_default();
         if verified.needs_rehash {
             match self.hasher.hash(&input.password).await {
-                Ok(h) => self.store.set_password_hash(user.id, &h).await?,
+                Ok(h) => {
+                    if self.store.rehash_password(user.id, &checked, &h).await? {
+                        checked = h;
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "rehash failed"),
             }
         }
         let issued = self
-            .sign_in(user, input.remember_me, SignInMethod::Password, ctx)
+            .sign_in(
+                user,
+                input.remember_me,
+                Some(checked),
+                SignInMethod::Password,
+                ctx,
+            )
             .await?;
         Ok(issued)
     }
@@ -332,12 +345,15 @@ impl Service {
         }
     }
 
+    /// The session of a sign-in, if the account still matches `guard`; `None` if it
+    /// changed meanwhile (see `sign_in`).
     pub(super) async fn start_session(
         &self,
-        mut user: User,
+        user: &User,
+        guard: &SignInGuard,
         remember_me: bool,
         ctx: &RequestContext,
-    ) -> Result<Issued> {
+    ) -> Result<Option<Issued>> {
         let now = Utc::now();
         let absolute = now + self.config.session_max_age;
         let session = Session {
@@ -354,11 +370,14 @@ impl Service {
             ip: Some(ctx.ip.to_string()),
             user_agent: ctx.user_agent.clone(),
         };
-        self.store.insert_session(&session).await?;
+        if !self.store.insert_signed_in_session(&session, guard).await? {
+            return Ok(None);
+        }
         self.store.record_login(user.id, now).await?;
         self.user_cache.forget(user.id);
+        let mut user = user.clone();
         user.last_login_at = Some(now);
-        self.issue(user, &session, now)
+        self.issue(user, &session, now).map(Some)
     }
 
     pub(super) fn issue(

@@ -8,6 +8,7 @@
 use super::super::{Audit, Caller, Error, RequestContext, Result, Service};
 use super::Issued;
 use crate::domain::{AuditKind, User};
+use crate::store::SignInGuard;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
@@ -56,15 +57,61 @@ impl Service {
         Err(refusal)
     }
 
-    /// Starts a session for an admitted user and writes `login.succeeded`.
+    /// Starts a session for an admitted user and writes `login.succeeded`. `checked_hash`:
+    /// the password hash a password sign-in was checked against.
+    ///
+    /// The session is created only if the account is, in the same statement, still active
+    /// with the tier read and (for a password) that hash: a reset, disable or demotion that
+    /// landed while this sign-in was in flight ended every session, and must end this one
+    /// too. A tier change alone is not a refusal: the sign-in goes on with the new tier.
     pub(crate) async fn sign_in(
         &self,
-        user: User,
+        mut user: User,
         remember_me: bool,
+        checked_hash: Option<String>,
         method: SignInMethod,
         ctx: &RequestContext,
     ) -> Result<Issued> {
-        let issued = self.start_session(user, remember_me, ctx).await?;
+        let mut tries = 0;
+        let issued = loop {
+            let guard = SignInGuard {
+                tier: user.tier,
+                password_hash: checked_hash.clone(),
+            };
+            if let Some(issued) = self.start_session(&user, &guard, remember_me, ctx).await? {
+                break issued;
+            }
+            tries += 1;
+            self.user_cache.forget(user.id);
+            let now = self.store.user_by_id(user.id).await?;
+            let refusal = match now {
+                None => Error::InvalidCredentials,
+                Some(u) if !u.is_active => Error::AccountDisabled,
+                Some(_)
+                    if checked_hash.is_some()
+                        && self.store.password_hash(user.id).await? != checked_hash =>
+                {
+                    Error::InvalidCredentials
+                }
+                Some(u) if tries < 3 => {
+                    user = u;
+                    continue;
+                }
+                Some(_) => Error::InvalidCredentials,
+            };
+            self.audit(
+                Audit::new(AuditKind::LoginFailed)
+                    .user(user.id)
+                    .ctx(ctx)
+                    .details(json!({
+                        "reason": refusal.code(),
+                        "method": method.as_str(),
+                        "changed_during_sign_in": true,
+                    })),
+            )
+            .await;
+            return Err(refusal);
+        };
         self.audit(
             Audit::new(AuditKind::LoginSucceeded)
                 .user(issued.user.id)

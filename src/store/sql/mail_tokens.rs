@@ -7,6 +7,7 @@ use crate::domain::UserId;
 use crate::store::{ms, MailPurpose, MailTokenStore, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Transaction;
 use uuid::Uuid;
 
 /// The user id in a `user_id` column, if it is a uuid.
@@ -64,28 +65,40 @@ impl<DB: Backend> MailTokenStore for SqlStore<DB> {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<UserId>> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query::<DB>(
-            "UPDATE mail_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 \
-             AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .arg(ms(now))
-        .arg(hash)
-        .arg(purpose.as_str())
-        .optional(&mut tx)
-        .await?;
-        let user: Option<String> = row.as_ref().map(|r| r.col("user_id")).transpose()?;
-        if let Some(user) = &user {
-            sqlx::query::<DB>(
-                "UPDATE mail_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 \
-                 AND used_at IS NULL",
-            )
-            .arg(ms(now))
-            .arg(user.as_str())
-            .arg(purpose.as_str())
-            .run(&mut tx)
-            .await?;
-        }
+        let row = consume_in(&mut tx, hash, purpose, now).await?;
         commit(tx).await?;
         user_of::<DB>(row)
     }
+}
+
+/// Uses a live token inside `tx`; every other live token of the same user and purpose dies
+/// with it. The token's row (`user_id`), or `None` if it was not live.
+pub(super) async fn consume_in<DB: Backend>(
+    tx: &mut Transaction<'static, DB>,
+    hash: &[u8],
+    purpose: MailPurpose,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DB::Row>> {
+    let row = sqlx::query::<DB>(
+        "UPDATE mail_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 \
+         AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+    )
+    .arg(ms(now))
+    .arg(hash)
+    .arg(purpose.as_str())
+    .optional(&mut **tx)
+    .await?;
+    let user: Option<String> = row.as_ref().map(|r| r.col("user_id")).transpose()?;
+    if let Some(user) = &user {
+        sqlx::query::<DB>(
+            "UPDATE mail_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 \
+             AND used_at IS NULL",
+        )
+        .arg(ms(now))
+        .arg(user.as_str())
+        .arg(purpose.as_str())
+        .run(&mut **tx)
+        .await?;
+    }
+    Ok(row)
 }

@@ -2,7 +2,7 @@
 //! `oauth_sessions` and `oauth_consents`. Lists are JSON arrays in text columns.
 
 use super::backend::{Backend, Col, QueryExt};
-use super::sessions::REVOKE_SID;
+use super::revocations::REVOKE_SID;
 use super::{commit, parse_uuid, uuid_col, SqlStore};
 use crate::domain::oauth::{ClientType, GrantType, OAuthClient, Scopes};
 use crate::domain::{Session, Tier, UserId};

@@ -2,11 +2,19 @@
 //! instance into its in-process revocation list.
 
 use super::backend::{Backend, Col, QueryExt};
-use super::{uuid_col, SqlStore};
-use crate::store::{from_ms, ms, RevocationRow, RevocationStore, Revoked, StoreResult};
+use super::{parse_uuid, uuid_col, SqlStore};
+use crate::store::{
+    from_ms, ms, RevocationRow, RevocationStore, RevokeTarget, Revoked, StoreResult,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Transaction;
 use uuid::Uuid;
+
+/// Revokes a whole session (`sid`) until the given time: written in the same transaction as
+/// whatever ended the session (logout, password change, admin action, OAuth revocation).
+pub(super) const REVOKE_SID: &str =
+    "INSERT INTO revocations (kind, value, expires_at, created_at) VALUES ('sid', $1, $2, $3)";
 
 #[async_trait]
 impl<DB: Backend> RevocationStore for SqlStore<DB> {
@@ -55,4 +63,53 @@ impl<DB: Backend> RevocationStore for SqlStore<DB> {
         }
         Ok(out)
     }
+}
+
+/// Ends sessions inside `tx`: marks them revoked and writes their `sid` revocation records.
+/// The ids of the sessions ended (those already revoked are left as they were).
+pub(super) async fn end_sessions_in<DB: Backend>(
+    tx: &mut Transaction<'static, DB>,
+    target: RevokeTarget,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> StoreResult<Vec<Uuid>> {
+    let rows = match target {
+        RevokeTarget::Session(id) => {
+            sqlx::query::<DB>(
+                "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+                 RETURNING id",
+            )
+            .arg(ms(now))
+            .arg(id.to_string())
+            .all(&mut **tx)
+            .await?
+        }
+        RevokeTarget::User { user, except } => {
+            sqlx::query::<DB>(
+                "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 \
+                 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id",
+            )
+            .arg(ms(now))
+            .arg(user.0.to_string())
+            .arg(except.map(|e| e.to_string()))
+            .all(&mut **tx)
+            .await?
+        }
+    };
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.col("id"))
+        .collect::<StoreResult<_>>()?;
+    for id in &ids {
+        sqlx::query::<DB>(REVOKE_SID)
+            .arg(id.as_str())
+            .arg(ms(until))
+            .arg(ms(now))
+            .run(&mut **tx)
+            .await?;
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|s| parse_uuid(s, "id").ok())
+        .collect())
 }

@@ -2,10 +2,11 @@
 //! with every revoked session.
 
 use super::backend::{Backend, Col, QueryExt};
+use super::revocations::end_sessions_in;
 use super::users::{user_from_prefixed, USER_COLS};
-use super::{commit, parse_uuid, uuid_col, SqlStore};
+use super::{commit, uuid_col, SqlStore};
 use crate::domain::{Session, User, UserId};
-use crate::store::{from_ms, ms, Page, RevokeTarget, SessionStore, StoreResult};
+use crate::store::{from_ms, ms, Page, RevokeTarget, SessionStore, SignInGuard, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
@@ -54,10 +55,6 @@ static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Records a `sid` revocation: `$1` the session, `$2` until, `$3` now.
-pub(super) const REVOKE_SID: &str =
-    "INSERT INTO revocations (kind, value, expires_at, created_at) VALUES ('sid', $1, $2, $3)";
-
 #[async_trait]
 impl<DB: Backend> SessionStore for SqlStore<DB> {
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
@@ -82,6 +79,38 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         .run(&mut *self.writer().await?)
         .await?;
         Ok(())
+    }
+
+    async fn insert_signed_in_session(
+        &self,
+        s: &Session,
+        guard: &SignInGuard,
+    ) -> StoreResult<bool> {
+        let inserted = sqlx::query::<DB>(
+            "INSERT INTO sessions (id, user_id, generation, remember_me, created_at, \
+             last_used_at, rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, \
+             user_agent, authenticated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND is_active = TRUE \
+               AND tier = $13 AND ($14 IS NULL OR password_hash = $14))",
+        )
+        .arg(s.id.to_string())
+        .arg(s.user_id.0.to_string())
+        .arg(s.generation)
+        .arg(s.remember_me)
+        .arg(ms(s.created_at))
+        .arg(ms(s.last_used_at))
+        .arg(s.rotated_at.map(ms))
+        .arg(ms(s.refresh_expires_at))
+        .arg(ms(s.absolute_expires_at))
+        .arg(s.revoked_at.map(ms))
+        .arg(s.ip.as_deref())
+        .arg(s.user_agent.as_deref())
+        .arg(guard.tier.get() as i64)
+        .arg(guard.password_hash.as_deref())
+        .run(&mut *self.writer().await?)
+        .await?;
+        Ok(inserted == 1)
     }
 
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
@@ -151,46 +180,9 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.begin().await?;
-        let rows = match target {
-            RevokeTarget::Session(id) => {
-                sqlx::query::<DB>(
-                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-                     RETURNING id",
-                )
-                .arg(ms(now))
-                .arg(id.to_string())
-                .all(&mut tx)
-                .await?
-            }
-            RevokeTarget::User { user, except } => {
-                sqlx::query::<DB>(
-                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 \
-                     AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id",
-                )
-                .arg(ms(now))
-                .arg(user.0.to_string())
-                .arg(except.map(|e| e.to_string()))
-                .all(&mut tx)
-                .await?
-            }
-        };
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.col("id"))
-            .collect::<StoreResult<_>>()?;
-        for id in &ids {
-            sqlx::query::<DB>(REVOKE_SID)
-                .arg(id.as_str())
-                .arg(ms(until))
-                .arg(ms(now))
-                .run(&mut tx)
-                .await?;
-        }
+        let ids = end_sessions_in(&mut tx, target, now, until).await?;
         commit(tx).await?;
-        Ok(ids
-            .iter()
-            .filter_map(|s| parse_uuid(s, "id").ok())
-            .collect())
+        Ok(ids)
     }
 
     async fn list_sessions(

@@ -1,14 +1,17 @@
 //! Accounts: the `users` table ([`UserStore`]).
 
 use super::backend::{Backend, Col, QueryExt};
-use super::sessions::REVOKE_SID;
+use super::mail_tokens::consume_in;
+use super::revocations::{end_sessions_in, REVOKE_SID};
 use super::{commit, like_escape, parse_uuid, uuid_col, SqlStore};
 use crate::domain::{Email, FullName, Tier, User, UserId, Username};
 use crate::store::{
-    from_ms, ms, Conflict, NewUser, Page, StoreError, StoreResult, UserPatch, UserQuery, UserStore,
+    from_ms, ms, Conflict, EndSessions, MailPurpose, NewUser, Page, RevokeTarget, StoreError,
+    StoreResult, UserPatch, UserQuery, UserStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Transaction;
 use uuid::Uuid;
 
 /// The columns [`user_from_row`] reads.
@@ -108,16 +111,67 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         row.map(|r| r.col("password_hash")).transpose()
     }
 
-    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &str,
+        end: Option<EndSessions>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.begin().await?;
         sqlx::query::<DB>("UPDATE users SET password_hash = $1 WHERE id = $2")
             .arg(hash)
             .arg(id.0.to_string())
-            .run(&mut *self.writer().await?)
+            .run(&mut tx)
             .await?;
-        Ok(())
+        let ended = match end {
+            Some(end) => end_user_sessions(&mut tx, id, end).await?,
+            None => Vec::new(),
+        };
+        commit(tx).await?;
+        Ok(ended)
     }
 
-    async fn update_user(&self, id: UserId, p: &UserPatch) -> StoreResult<Option<User>> {
+    async fn rehash_password(&self, id: UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let changed = sqlx::query::<DB>(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+        )
+        .arg(new)
+        .arg(id.0.to_string())
+        .arg(old)
+        .run(&mut *self.writer().await?)
+        .await?;
+        Ok(changed == 1)
+    }
+
+    async fn reset_password(
+        &self,
+        token: &[u8],
+        user: UserId,
+        hash: &str,
+        end: EndSessions,
+    ) -> StoreResult<Option<Vec<Uuid>>> {
+        let mut tx = self.begin().await?;
+        let used = consume_in(&mut tx, token, MailPurpose::Reset, end.now).await?;
+        let owner: Option<String> = used.as_ref().map(|r| r.col("user_id")).transpose()?;
+        if owner.as_deref() != Some(user.0.to_string().as_str()) {
+            // Not live (or not this user's): dropping the transaction undoes the use.
+            return Ok(None);
+        }
+        sqlx::query::<DB>("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .arg(hash)
+            .arg(user.0.to_string())
+            .run(&mut tx)
+            .await?;
+        let ended = end_user_sessions(&mut tx, user, end).await?;
+        commit(tx).await?;
+        Ok(Some(ended))
+    }
+
+    async fn update_user(
+        &self,
+        id: UserId,
+        p: &UserPatch,
+    ) -> StoreResult<Option<(User, Vec<Uuid>)>> {
         let sql = format!(
             "UPDATE users SET \
                email = COALESCE($1, email), \
@@ -136,6 +190,21 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
                 sqlx::query::<DB>(lock).optional(&mut tx).await?;
             }
         }
+        // The row as this transaction first sees it, to judge whether the change lowers it.
+        // A no-op write rather than a read: it takes the row's lock (PostgreSQL) or the
+        // database's write lock (SQLite, where a read first could not upgrade to a write
+        // while another writer waits) before anything is judged.
+        let before = match p.end_sessions {
+            Some(_) => sqlx::query::<DB>(
+                "UPDATE users SET tier = tier WHERE id = $1 RETURNING tier, is_active",
+            )
+            .arg(id.0.to_string())
+            .optional(&mut tx)
+            .await?
+            .map(|r| -> StoreResult<(i64, bool)> { Ok((r.col("tier")?, r.col("is_active")?)) })
+            .transpose()?,
+            None => None,
+        };
         let row = sqlx::query::<DB>(&sql)
             .arg(p.email.as_ref().map(|e| e.as_str()))
             .arg(p.username.as_ref().map(|u| u.as_str()))
@@ -148,14 +217,23 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             .arg(p.keep_an_admin)
             .optional(&mut tx)
             .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return match p.keep_an_admin && self.user_by_id(id).await?.is_some() {
+                true => Err(StoreError::Conflict(Conflict::LastAdmin)),
+                false => Ok(None),
+            };
+        };
+        let user = user_from_row::<DB>(&row)?;
+        let lowered = before.is_some_and(|(tier, active)| {
+            (active && !user.is_active) || (user.tier.get() as i64) < tier
+        });
+        let ended = match p.end_sessions {
+            Some(end) if lowered => end_user_sessions(&mut tx, id, end).await?,
+            _ => Vec::new(),
+        };
         commit(tx).await?;
-        match row {
-            Some(row) => user_from_row::<DB>(&row).map(Some),
-            None if p.keep_an_admin && self.user_by_id(id).await?.is_some() => {
-                Err(StoreError::Conflict(Conflict::LastAdmin))
-            }
-            None => Ok(None),
-        }
+        Ok(Some((user, ended)))
     }
 
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
@@ -267,4 +345,17 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             .await?;
         row.as_ref().map(user_from_row::<DB>).transpose()
     }
+}
+
+/// Ends the user's sessions named by `end`, inside `tx`.
+async fn end_user_sessions<DB: Backend>(
+    tx: &mut Transaction<'static, DB>,
+    user: UserId,
+    end: EndSessions,
+) -> StoreResult<Vec<Uuid>> {
+    let target = RevokeTarget::User {
+        user,
+        except: end.except,
+    };
+    end_sessions_in(tx, target, end.now, end.until).await
 }

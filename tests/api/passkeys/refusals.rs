@@ -470,7 +470,7 @@ async fn the_last_passkey_of_an_account_without_a_password_stays() {
     // An account whose password cannot sign in (no PHC string), as a passkey-only one.
     app.service
         .store
-        .set_password_hash(user_id(&login), "!")
+        .set_password_hash(user_id(&login), "!", None)
         .await
         .unwrap();
     let first_path = format!("/api/v1/auth/passkeys/{}", first["id"].as_str().unwrap());

@@ -10,7 +10,6 @@ use crate::http::extract::Ctx;
 use crate::http::ratelimit::{limit_all, Class};
 use crate::http::requests::secret;
 use crate::http::state::AppState;
-use crate::service::apikeys::NewApiKey;
 use crate::service::{Error, PageRequest, RequestContext};
 use askama::Template;
 use axum::extract::{Query, State};
@@ -18,10 +17,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
+
+mod keys;
+mod totp;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let actions = Router::new()
@@ -29,12 +30,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/sessions/revoke", post(revoke_session))
         .route("/account/sessions/revoke-all", post(sign_out_everywhere))
-        .route("/account/totp/setup", post(totp_setup))
-        .route("/account/totp/enable", post(totp_enable))
-        .route("/account/totp/disable", post(totp_disable))
-        .route("/account/api-keys", post(create_key))
-        .route("/account/api-keys/revoke", post(revoke_key))
-        .route("/account/apps/revoke", post(revoke_app));
+        .route("/account/totp/setup", post(totp::totp_setup))
+        .route("/account/totp/enable", post(totp::totp_enable))
+        .route("/account/totp/disable", post(totp::totp_disable))
+        .route("/account/api-keys", post(keys::create_key))
+        .route("/account/api-keys/revoke", post(keys::revoke_key))
+        .route("/account/apps/revoke", post(keys::revoke_app));
     limit_all(actions, state, Class::Write).route("/account", get(account_page))
 }
 
@@ -423,215 +424,4 @@ async fn sign_out_everywhere(
         Ok(()) => signed_out(&state),
         Err(e) => problem(&state, &v, e),
     }
-}
-
-async fn totp_setup(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    match state.service.setup_totp(&v.caller).await {
-        Ok((secret, url)) => {
-            let setup = TotpSetup {
-                qr_data_uri: qr_data_uri(&url),
-                secret,
-                url,
-            };
-            let extras = Extras {
-                totp_setup: Some(setup),
-                ..Extras::default()
-            };
-            render(&state, &v, StatusCode::OK, extras).await
-        }
-        Err(e) => settle(&state, &v, Err(e), "").await,
-    }
-}
-
-/// The `otpauth` URL as a QR code: an SVG, as a `data:` URI (the CSP allows `data:`
-/// images and no inline styles).
-fn qr_data_uri(url: &str) -> String {
-    let svg = match qrcode::QrCode::new(url.as_bytes()) {
-        Ok(code) => code
-            .render::<qrcode::render::svg::Color>()
-            .min_dimensions(200, 200)
-            .quiet_zone(true)
-            .build(),
-        Err(_) => String::new(),
-    };
-    format!(
-        "data:image/svg+xml;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(svg)
-    )
-}
-
-#[derive(Deserialize)]
-struct CodeForm {
-    csrf_token: Option<String>,
-    #[serde(default)]
-    code: String,
-    password: Option<String>,
-}
-
-async fn totp_enable(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    match state.service.enable_totp(&v.caller, &form.code, &ctx).await {
-        Ok(codes) => {
-            // The user changed: read it again for the page.
-            let user = state.service.me(&v.caller).await.unwrap_or(v.user.clone());
-            let v = v.with_user(user);
-            let extras = Extras {
-                recovery_codes: Some(codes),
-                ..Extras::default()
-            };
-            render(&state, &v, StatusCode::OK, extras).await
-        }
-        Err(e) => settle(&state, &v, Err(e), "").await,
-    }
-}
-
-async fn totp_disable(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    let outcome = state
-        .service
-        .disable_totp(&v.caller, secret(form.password), &form.code, &ctx)
-        .await;
-    settle(&state, &v, outcome, "totp_off").await
-}
-
-#[derive(Deserialize)]
-struct KeyForm {
-    csrf_token: Option<String>,
-    name: Option<String>,
-    permission_tier: Option<i64>,
-    expires_at: Option<String>,
-    allowed_ips: Option<String>,
-    /// `bearer` (default) or a signing key's algorithm.
-    algorithm: Option<String>,
-    /// A signing key's public key: PEM, or a JWK as JSON text.
-    public_key: Option<String>,
-}
-
-async fn create_key(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<KeyForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    // A date means the end of that day, UTC.
-    let expires_at = match form.expires_at.as_deref().filter(|d| !d.is_empty()) {
-        None => None,
-        Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-            Ok(day) => day.and_hms_opt(23, 59, 59).map(|t| t.and_utc()),
-            Err(_) => {
-                let e = Error::field("expires_at", "expires_at must be a date (YYYY-MM-DD)");
-                return settle(&state, &v, Err(e), "").await;
-            }
-        },
-    };
-    let allowed_ips = form.allowed_ips.as_deref().map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    });
-    let input = NewApiKey {
-        name: form.name,
-        permission_tier: form.permission_tier,
-        expires_at,
-        allowed_ips: allowed_ips.filter(|ips| !ips.is_empty()),
-        algorithm: form.algorithm.filter(|a| !a.is_empty()),
-        // A JWK is pasted as JSON text; anything else is taken as PEM.
-        public_key: form
-            .public_key
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .map(|k| serde_json::from_str(&k).unwrap_or(serde_json::Value::String(k))),
-    };
-    match state.service.create_api_key(&v.caller, input, &ctx).await {
-        Ok(created) => {
-            let signing = created.record.algorithm != "bearer";
-            let extras = Extras {
-                status: signing.then(|| {
-                    format!(
-                        "Signing key created. Its key_id (the keyid of your signatures) is ta_{}.",
-                        created.record.public_id
-                    )
-                }),
-                new_key: created.key.or(created.secret),
-                ..Extras::default()
-            };
-            render(&state, &v, StatusCode::CREATED, extras).await
-        }
-        Err(e) => settle(&state, &v, Err(e), "").await,
-    }
-}
-
-async fn revoke_key(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<IdForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    let Some(id) = form.id else {
-        return problem(&state, &v, Error::NotFound("API key"));
-    };
-    let outcome = state.service.revoke_api_key(&v.caller, id, &ctx).await;
-    settle(&state, &v, outcome, "key_revoked").await
-}
-
-#[derive(Deserialize)]
-struct AppForm {
-    csrf_token: Option<String>,
-    client_id: Option<String>,
-}
-
-/// "Revoke access" of a connected app: the grant goes, and every token of it.
-async fn revoke_app(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    Form(form): Form<AppForm>,
-) -> Response {
-    let v = match form_visitor(&state, &headers, &ctx, form.csrf_token.as_deref()).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    let Some(client_id) = form.client_id else {
-        return problem(&state, &v, Error::NotFound("grant"));
-    };
-    let outcome = state
-        .service
-        .revoke_oauth_grant(&v.caller, &client_id, &ctx)
-        .await;
-    settle(&state, &v, outcome, "app_revoked").await
 }
