@@ -37,6 +37,10 @@ pub struct Metrics {
     /// Seconds from a revocation being recorded to this instance applying it, for
     /// revocations made elsewhere.
     pub revocation_lag: Histogram,
+    /// Messages for the other instances that the Redis publish queue had no room for, by
+    /// channel (`revocations`, `events`). A dropped revocation still arrives by the
+    /// database catch-up (within 250 ms); the count makes the drop visible.
+    pub fanout_dropped: IntCounterVec,
     /// Password hashes waiting for a slot in the bounded hash pool.
     pub hash_queue: IntGauge,
     /// Open WebSockets.
@@ -105,6 +109,14 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let fanout_dropped = IntCounterVec::new(
+            Opts::new(
+                "fanout_dropped_total",
+                "Messages to other instances dropped because the Redis publish queue was full",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
         let hash_queue = IntGauge::new(
             "password_hash_queue_depth",
             "Password hashes waiting for the hash pool",
@@ -144,6 +156,7 @@ impl Metrics {
             Box::new(refresh_reuse.clone()),
             Box::new(active_sessions.clone()),
             Box::new(revocation_lag.clone()),
+            Box::new(fanout_dropped.clone()),
             Box::new(hash_queue.clone()),
             Box::new(websockets.clone()),
             Box::new(csrf_refusals.clone()),
@@ -156,6 +169,9 @@ impl Metrics {
         // fresh instance already shows them.
         for outcome in LOGIN_OUTCOMES {
             logins.with_label_values(&[outcome]);
+        }
+        for channel in ["revocations", "events"] {
+            fanout_dropped.with_label_values(&[channel]);
         }
         for reason in ["origin", "token"] {
             csrf_refusals.with_label_values(&[reason]);
@@ -175,6 +191,7 @@ impl Metrics {
             refresh_reuse,
             active_sessions,
             revocation_lag,
+            fanout_dropped,
             hash_queue,
             websockets,
             csrf_refusals,

@@ -1,7 +1,7 @@
 //! Background loops of a running instance:
 //! - revocation catch-up: applies revocations other writers recorded (the CLI, other
 //!   instances) to this instance's list, every 250 ms, so a revocation anywhere takes
-//!   effect here within a second;
+//!   effect here within a second, with the database alone (Redis only makes it sooner);
 //! - key reload every 250 ms too, so a rotation on another instance (or by the CLI) is
 //!   published and signed with here within a second (a cheap read of a few rows; the key
 //!   set is rebuilt only when it changed);
@@ -43,28 +43,43 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
 }
 
 impl Service {
-    /// Applies revocations recorded since the last one seen here.
+    /// Applies revocations recorded since the last one seen here: page after page by
+    /// sequence number (so no burst can starve the newest rows), then the numbers skipped
+    /// earlier whose transactions may have committed since (see `RevocationList::open_gaps`).
     pub async fn catch_up_revocations(&self) {
-        let since = self.revocations.last_seq();
-        // Re-read the last 10 s as well: see `Store::revocations_since`.
-        let recent = Utc::now() - chrono::Duration::seconds(10);
-        match self
-            .store
-            .revocations_since(since, recent, Utc::now())
-            .await
-        {
-            Ok(rows) if !rows.is_empty() => {
-                let now = Utc::now();
-                for row in rows.iter().filter(|r| !self.revocations.contains(&r.what)) {
-                    let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-                    self.metrics.revocation_lag.observe(lag);
-                }
-                for sid in self.revocations.apply(&rows) {
-                    let _ = self.revoked_sessions.send(sid);
-                }
+        if let Err(e) = self.catch_up().await {
+            tracing::warn!(error = %e, "revocation catch-up failed");
+        }
+    }
+
+    async fn catch_up(&self) -> crate::store::StoreResult<()> {
+        loop {
+            let now = Utc::now();
+            let rows = self
+                .store
+                .revocations_since(self.revocations.last_seq(), now)
+                .await?;
+            self.apply_revocations(&rows, now);
+            if rows.len() < crate::store::REVOCATION_PAGE {
+                break;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "revocation catch-up failed"),
+        }
+        let now = Utc::now();
+        let gaps = self.revocations.open_gaps(now);
+        if !gaps.is_empty() {
+            let rows = self.store.revocations_in(&gaps, now).await?;
+            self.apply_revocations(&rows, now);
+        }
+        Ok(())
+    }
+
+    fn apply_revocations(&self, rows: &[crate::store::RevocationRow], now: chrono::DateTime<Utc>) {
+        for row in rows.iter().filter(|r| !self.revocations.contains(&r.what)) {
+            let lag = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.revocation_lag.observe(lag);
+        }
+        for sid in self.revocations.apply_noting_gaps(rows, now) {
+            let _ = self.revoked_sessions.send(sid);
         }
     }
 }

@@ -294,7 +294,9 @@ impl Service {
                 event: event.clone(),
             };
             if let Ok(json) = serde_json::to_string(&remote) {
-                bus.publish_event(json);
+                if !bus.publish_event(json) {
+                    self.fanout_dropped("events");
+                }
             }
         }
         let _ = self.events.send(event);
@@ -355,7 +357,23 @@ impl Service {
     /// Tells the other instances at once (they would catch up from the store anyway).
     pub async fn publish(&self, what: crate::store::Revoked, until: DateTime<Utc>) {
         if let Some(bus) = &self.bus {
-            bus.publish(what, until);
+            if !bus.publish(what, until) {
+                self.fanout_dropped("revocations");
+            }
+        }
+    }
+
+    /// A message the Redis queue had no room for: counted, and said in the log (once per
+    /// thousand, so a burst does not flood it). Revocations still arrive by the database.
+    fn fanout_dropped(&self, channel: &str) {
+        let counter = self.metrics.fanout_dropped.with_label_values(&[channel]);
+        counter.inc();
+        if counter.get() % 1000 == 1 {
+            tracing::warn!(
+                channel,
+                dropped = counter.get(),
+                "Redis publish queue full; messages dropped (revocations are caught up from the database)"
+            );
         }
     }
 }
@@ -397,11 +415,9 @@ pub async fn build(
     // In pages, so a start with many revocations never holds them all as rows at once.
     loop {
         let now = Utc::now();
-        let rows = store
-            .revocations_since(revocations.last_seq(), now, now)
-            .await?;
+        let rows = store.revocations_since(revocations.last_seq(), now).await?;
         revocations.apply(&rows);
-        if rows.len() < 10_000 {
+        if rows.len() < crate::store::REVOCATION_PAGE {
             break;
         }
     }

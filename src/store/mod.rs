@@ -30,7 +30,7 @@ pub use sql::SqlStore;
 pub use traits::PasskeyStore;
 pub use traits::{
     ApiKeyStore, AuditStore, IdempotencyStore, KeyStore, LockoutStore, MailTokenStore, MfaStore,
-    RevocationStore, SessionStore, Store, UserStore,
+    RevocationStore, SessionStore, Store, UserStore, REVOCATION_PAGE,
 };
 
 /// Which uniqueness rule a write broke.

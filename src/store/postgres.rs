@@ -24,6 +24,7 @@ impl Driver for Postgres {
     /// the next change's count of the other admins sees this one.
     const SERIALISE_ADMIN_CHANGES: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(7004212001)");
+    const SHARE_ROWS: &'static str = " FOR SHARE";
 
     fn map_err(e: sqlx::Error) -> StoreError {
         map_err(e)

@@ -120,6 +120,16 @@ impl SharedConn {
         r
     }
 
+    /// Runs the commands of `pipe` in one round trip (their replies ignored).
+    pub async fn run_pipeline(&self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
+        let mut conn = self.get().await?;
+        let r = bounded(pipe.query_async::<()>(&mut conn)).await;
+        if r.is_err() {
+            self.broken();
+        }
+        r
+    }
+
     async fn run_script<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
@@ -209,42 +219,38 @@ impl RateLimiter for RedisRateLimiter {
     }
 }
 
-/// Publishes revocations to the other instances.
+/// Publishes revocations (and security events) to the other instances.
 ///
 /// The request path only queues a message; a publisher task owns its own connection,
-/// reconnects on failure and never makes a caller wait on Redis. A message lost while
-/// Redis is away is caught up from the database within 250 ms.
+/// reconnects on failure and never makes a caller wait on Redis. Revocations have a queue
+/// of their own (events cannot crowd them out), and the publisher sends whatever has
+/// queued in one pipeline, so a burst (a logout-all of thousands of sessions) costs a few
+/// round trips. A message that finds the queue full is dropped and reported (`publish`
+/// answers `false`; the service counts it in `fanout_dropped_total`); a revocation lost
+/// that way, or while Redis is away, is caught up from the database within 250 ms.
 #[derive(Clone)]
 pub struct RevocationBus {
-    tx: tokio::sync::mpsc::Sender<(&'static str, String)>,
+    revocations: tokio::sync::mpsc::Sender<String>,
+    events: tokio::sync::mpsc::Sender<String>,
     events_channel: String,
     conn: Arc<SharedConn>,
     channel: String,
 }
 
+/// Messages sent in one pipeline at most.
+const BATCH: usize = 512;
+
 impl RevocationBus {
     pub fn new(conn: Arc<SharedConn>, prefix: &str) -> Self {
         let channel = format!("{prefix}revocations");
         let events_channel = format!("{prefix}events");
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(&'static str, String)>(4096);
-        let (revocations, events, publisher) =
-            (channel.clone(), events_channel.clone(), conn.clone());
-        tokio::spawn(async move {
-            while let Some((which, msg)) = rx.recv().await {
-                let ch = if which == "events" {
-                    &events
-                } else {
-                    &revocations
-                };
-                let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(ch).arg(&msg);
-                if let Err(e) = publisher.run::<i64>(cmd).await {
-                    tracing::warn!(error = %e, "could not publish to Redis; revocations are caught up from the database");
-                }
-            }
-        });
+        let (revocations, revocations_rx) = tokio::sync::mpsc::channel::<String>(16_384);
+        let (events, events_rx) = tokio::sync::mpsc::channel::<String>(4096);
+        tokio::spawn(publisher(revocations_rx, channel.clone(), conn.clone()));
+        tokio::spawn(publisher(events_rx, events_channel.clone(), conn.clone()));
         Self {
-            tx,
+            revocations,
+            events,
             events_channel,
             conn,
             channel,
@@ -255,16 +261,18 @@ impl RevocationBus {
         &self.channel
     }
 
-    /// Queues a revocation for the other instances; never waits.
-    pub fn publish(&self, what: Revoked, until: DateTime<Utc>) {
-        let _ = self
-            .tx
-            .try_send(("revocations", format_message(what, until, Utc::now())));
+    /// Queues a revocation for the other instances; never waits. `false`: the queue was
+    /// full and the message dropped (the database catch-up still carries it).
+    pub fn publish(&self, what: Revoked, until: DateTime<Utc>) -> bool {
+        self.revocations
+            .try_send(format_message(what, until, Utc::now()))
+            .is_ok()
     }
 
-    /// Queues a security event for the WebSockets held by other instances.
-    pub fn publish_event(&self, json: String) {
-        let _ = self.tx.try_send(("events", json));
+    /// Queues a security event for the WebSockets held by other instances. `false`: the
+    /// queue was full and the event dropped.
+    pub fn publish_event(&self, json: String) -> bool {
+        self.events.try_send(json).is_ok()
     }
 
     pub fn events_channel(&self) -> &str {
@@ -404,6 +412,24 @@ async fn subscribe_once(
     }
     beat.abort();
     Ok(())
+}
+
+/// Sends what is queued for one channel, as pipelines of up to [`BATCH`] messages.
+async fn publisher(
+    mut rx: tokio::sync::mpsc::Receiver<String>,
+    channel: String,
+    conn: Arc<SharedConn>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for msg in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(&channel).arg(msg).ignore();
+        }
+        if let Err(e) = conn.run_pipeline(&pipe).await {
+            tracing::warn!(error = %e, channel = %channel, "could not publish to Redis; revocations are caught up from the database");
+        }
+    }
 }
 
 #[cfg(test)]

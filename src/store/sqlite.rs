@@ -32,6 +32,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 impl Driver for Sqlite {
     const SERIALISE_ADMIN_CHANGES: Option<&'static str> = None;
+    const SHARE_ROWS: &'static str = "";
 
     fn map_err(e: sqlx::Error) -> StoreError {
         map_err(e)

@@ -154,20 +154,26 @@ pub trait SessionStore: Send + Sync {
     async fn mark_session_authenticated(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
+/// The most rows [`RevocationStore::revocations_since`] answers at once.
+pub const REVOCATION_PAGE: usize = 10_000;
+
 /// Revocation records, the durable half of the revocation list.
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
     /// Records the revocation of one access token, valid until `until`.
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
-    /// Unexpired revocations with a sequence number above `seq`, or recorded after
-    /// `recent` (in order). The second condition re-reads a short window: PostgreSQL hands
-    /// out sequence numbers before commit, so a row with a lower number can become visible
-    /// after a higher one has been read. At most 10,000 rows: call again from the last
-    /// `seq` for more.
+    /// Unexpired revocations with a sequence number above `seq`, in order. At most 10,000
+    /// rows ([`REVOCATION_PAGE`]): call again from the last `seq` for more.
     async fn revocations_since(
         &self,
         seq: i64,
-        recent: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RevocationRow>>;
+    /// Unexpired revocations whose sequence number lies in one of the inclusive `ranges`
+    /// (numbers skipped earlier, whose transactions may have committed since), in order.
+    async fn revocations_in(
+        &self,
+        ranges: &[(i64, i64)],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>>;
 }

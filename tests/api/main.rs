@@ -23,6 +23,7 @@ mod pages;
 mod passkeys;
 mod refresh;
 mod restart;
+mod revocations;
 mod scaleout;
 mod signed;
 mod tokens;

@@ -97,6 +97,10 @@ pub trait Driver: Database {
     /// changes at once are checked one after the other (the last-admin rule). `None` where
     /// the backend's single writer already serialises them.
     const SERIALISE_ADMIN_CHANGES: Option<&'static str>;
+    /// Appended to a sub-`SELECT` whose rows a statement's outcome depends on, so a change
+    /// to them that is under way is waited for and seen (`FOR SHARE`); empty where the
+    /// single writer already serialises writes.
+    const SHARE_ROWS: &'static str;
 }
 
 /// Runs a query on one connection (a pool's or a transaction's).

@@ -5,6 +5,7 @@ use super::backend::{Backend, Col, QueryExt};
 use super::{parse_uuid, uuid_col, SqlStore};
 use crate::store::{
     from_ms, ms, RevocationRow, RevocationStore, RevokeTarget, Revoked, StoreResult,
+    REVOCATION_PAGE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,34 +35,42 @@ impl<DB: Backend> RevocationStore for SqlStore<DB> {
     async fn revocations_since(
         &self,
         seq: i64,
-        recent: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RevocationRow>> {
-        let rows = sqlx::query::<DB>(
+        let sql = format!(
             "SELECT seq, kind, value, expires_at, created_at FROM revocations \
-             WHERE (seq > $1 OR created_at > $2) AND expires_at > $3 ORDER BY seq LIMIT 10000",
-        )
-        .arg(seq)
-        .arg(ms(recent))
-        .arg(ms(now))
-        .all(&mut *self.reader().await?)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let kind: String = row.col("kind")?;
-            let id = uuid_col::<DB>(row, "value")?;
-            out.push(RevocationRow {
-                seq: row.col("seq")?,
-                what: if kind == "jti" {
-                    Revoked::Jti(id)
-                } else {
-                    Revoked::Sid(id)
-                },
-                expires_at: from_ms(row.col("expires_at")?),
-                created_at: from_ms(row.col("created_at")?),
-            });
+             WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT {REVOCATION_PAGE}"
+        );
+        let rows = sqlx::query::<DB>(&sql)
+            .arg(seq)
+            .arg(ms(now))
+            .all(&mut *self.reader().await?)
+            .await?;
+        rows.iter().map(revocation_from_row::<DB>).collect()
+    }
+
+    async fn revocations_in(
+        &self,
+        ranges: &[(i64, i64)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RevocationRow>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let within = (0..ranges.len())
+            .map(|i| format!("seq BETWEEN ${} AND ${}", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT seq, kind, value, expires_at, created_at FROM revocations \
+             WHERE expires_at > $1 AND ({within}) ORDER BY seq"
+        );
+        let mut query = sqlx::query::<DB>(&sql).arg(ms(now));
+        for (from, to) in ranges {
+            query = query.arg(*from).arg(*to);
+        }
+        let rows = query.all(&mut *self.reader().await?).await?;
+        rows.iter().map(revocation_from_row::<DB>).collect()
     }
 }
 
@@ -112,4 +121,19 @@ pub(super) async fn end_sessions_in<DB: Backend>(
         .iter()
         .filter_map(|s| parse_uuid(s, "id").ok())
         .collect())
+}
+
+fn revocation_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<RevocationRow> {
+    let kind: String = row.col("kind")?;
+    let id = uuid_col::<DB>(row, "value")?;
+    Ok(RevocationRow {
+        seq: row.col("seq")?,
+        what: if kind == "jti" {
+            Revoked::Jti(id)
+        } else {
+            Revoked::Sid(id)
+        },
+        expires_at: from_ms(row.col("expires_at")?),
+        created_at: from_ms(row.col("created_at")?),
+    })
 }

@@ -86,30 +86,36 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         s: &Session,
         guard: &SignInGuard,
     ) -> StoreResult<bool> {
-        let inserted = sqlx::query::<DB>(
+        // The account's row is share-locked (PostgreSQL): a change to it under way is
+        // waited for and judged as committed, and a change that starts after this insert
+        // waits for it, then ends this session too. (Without the lock, READ COMMITTED lets
+        // each statement miss the other.)
+        let sql = format!(
             "INSERT INTO sessions (id, user_id, generation, remember_me, created_at, \
              last_used_at, rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, \
              user_agent, authenticated_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5 \
              WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND is_active = TRUE \
-               AND tier = $13 AND ($14 IS NULL OR password_hash = $14))",
-        )
-        .arg(s.id.to_string())
-        .arg(s.user_id.0.to_string())
-        .arg(s.generation)
-        .arg(s.remember_me)
-        .arg(ms(s.created_at))
-        .arg(ms(s.last_used_at))
-        .arg(s.rotated_at.map(ms))
-        .arg(ms(s.refresh_expires_at))
-        .arg(ms(s.absolute_expires_at))
-        .arg(s.revoked_at.map(ms))
-        .arg(s.ip.as_deref())
-        .arg(s.user_agent.as_deref())
-        .arg(guard.tier.get() as i64)
-        .arg(guard.password_hash.as_deref())
-        .run(&mut *self.writer().await?)
-        .await?;
+               AND tier = $13 AND ($14 IS NULL OR password_hash = $14){})",
+            DB::SHARE_ROWS
+        );
+        let inserted = sqlx::query::<DB>(&sql)
+            .arg(s.id.to_string())
+            .arg(s.user_id.0.to_string())
+            .arg(s.generation)
+            .arg(s.remember_me)
+            .arg(ms(s.created_at))
+            .arg(ms(s.last_used_at))
+            .arg(s.rotated_at.map(ms))
+            .arg(ms(s.refresh_expires_at))
+            .arg(ms(s.absolute_expires_at))
+            .arg(s.revoked_at.map(ms))
+            .arg(s.ip.as_deref())
+            .arg(s.user_agent.as_deref())
+            .arg(guard.tier.get() as i64)
+            .arg(guard.password_hash.as_deref())
+            .run(&mut *self.writer().await?)
+            .await?;
         Ok(inserted == 1)
     }
 
