@@ -26,6 +26,7 @@ pub trait Store:
     + MfaStore
     + IdempotencyStore
     + super::oauth::OAuthStore
+    + super::grants::GrantStore
     + PasskeyStore
     + 'static
 {
@@ -127,6 +128,9 @@ pub trait SessionStore: Send + Sync {
 pub trait RevocationStore: Send + Sync {
     /// Records the revocation of one access token, valid until `until`.
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a `sid` revocation with no session row behind it (the tokens exchanged
+    /// from an API key carry the key's id as their `sid`), valid until `until`.
+    async fn revoke_sid(&self, sid: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
     /// Unexpired revocations with a sequence number above `seq`, or recorded after
     /// `recent` (in order). The second condition re-reads a short window: PostgreSQL hands
     /// out sequence numbers before commit, so a row with a lower number can become visible

@@ -23,6 +23,16 @@ impl<DB: Backend> RevocationStore for SqlStore<DB> {
         Ok(())
     }
 
+    async fn revoke_sid(&self, sid: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query::<DB>(super::sessions::REVOKE_SID)
+            .arg(sid.to_string())
+            .arg(ms(until))
+            .arg(ms(Utc::now()))
+            .run(&mut *self.writer().await?)
+            .await?;
+        Ok(())
+    }
+
     async fn revocations_since(
         &self,
         seq: i64,

@@ -185,6 +185,7 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
                 .arg(ms(now))
                 .run(&mut tx)
                 .await?;
+            super::grants::enqueue_logout::<DB>(&mut tx, id, now).await?;
         }
         commit(tx).await?;
         Ok(ids

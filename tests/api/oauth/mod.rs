@@ -1,11 +1,16 @@
 //! The OpenID Connect provider: the client registry, discovery and keys (`clients`), the
 //! authorization flow and its refusals after the OpenID Foundation's Basic OP plan
-//! (`flow`), and independent relying parties driving it (`relying_parties`).
+//! (`flow`), and independent relying parties driving it (`relying_parties`); the grants
+//! beyond the baseline: token exchange (`exchange`), the device grant (`device`) and
+//! back-channel logout (`backchannel`).
 //!
 //! The server runs on a port chosen before it starts, so its issuer (`public_url`) is the
 //! URL the relying parties reach it at.
 
+mod backchannel;
 mod clients;
+mod device;
+mod exchange;
 mod flow;
 mod relying_parties;
 mod rust_rp;
