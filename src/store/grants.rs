@@ -127,10 +127,12 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<Vec<PendingLogout>>;
     /// Done with one (delivered, or given up on): removes it.
     async fn finish_logout(&self, session_id: Uuid) -> StoreResult<()>;
-    /// Another attempt at `next_at`, the claim released.
+    /// Another attempt at `next_at`, the claim released — if `instance` still holds it
+    /// (a claim that lapsed and went to another instance is that one's now).
     async fn retry_logout(
         &self,
         session_id: Uuid,
+        instance: &str,
         attempts: i64,
         next_at: DateTime<Utc>,
     ) -> StoreResult<()>;

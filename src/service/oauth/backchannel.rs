@@ -182,7 +182,12 @@ impl Service {
             ),
             Err(e) => (
                 self.store
-                    .retry_logout(row.session_id, attempt, now + backoff(attempt - 1))
+                    .retry_logout(
+                        row.session_id,
+                        &self.claimant(),
+                        attempt,
+                        now + backoff(attempt - 1),
+                    )
                     .await,
                 details(None, "failed", Some(e)),
             ),

@@ -242,16 +242,18 @@ impl<DB: Backend> GrantStore for SqlStore<DB> {
     async fn retry_logout(
         &self,
         session_id: Uuid,
+        instance: &str,
         attempts: i64,
         next_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         sqlx::query::<DB>(
             "UPDATE oauth_backchannel_outbox SET attempts = $1, next_at = $2, \
-             claimed_by = NULL, claim_until = NULL WHERE session_id = $3",
+             claimed_by = NULL, claim_until = NULL WHERE session_id = $3 AND claimed_by = $4",
         )
         .arg(attempts)
         .arg(ms(next_at))
         .arg(session_id.to_string())
+        .arg(instance)
         .run(&mut *self.writer().await?)
         .await?;
         Ok(())

@@ -293,3 +293,179 @@ async fn a_stopping_instance_hands_its_deliveries_to_another() {
     .await;
     receiver.token_for(&b, &sid, Duration::from_secs(5)).await;
 }
+
+/// The events of `session`, oldest first.
+async fn events_of(app: &TestApp, admin: &str, session: &str) -> Vec<Value> {
+    let mut e: Vec<Value> = events(app, admin)
+        .await
+        .into_iter()
+        .filter(|e| e["details"]["session_id"] == session)
+        .collect();
+    e.reverse();
+    e
+}
+
+#[tokio::test]
+async fn a_crashed_instances_claim_lapses_and_retries_give_up_when_bounded() {
+    let app = spawn_provider(|s| s).await;
+    let admin = admin_token(&app).await;
+    let receiver = Receiver::start(DOWN).await;
+    let client = rp(&app, &receiver).await;
+    let (email, _) = user(&app).await;
+    let (_, held) = signed_in(&app, &client, &email).await;
+    let (_, last) = signed_in(&app, &client, &email).await;
+    let native = access(&app.login(&email, PASSWORD).await.body);
+    app.post_auth("/api/v1/auth/logout-all", &native, None)
+        .await;
+    for _ in 0..50 {
+        if !events_of(&app, &admin, &held).await.is_empty()
+            && !events_of(&app, &admin, &last).await.is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A crashed instance holds one for 2 s more; the other is on its last attempt.
+    let until = chrono::Utc::now().timestamp_millis() + 2000;
+    sql(
+        &app,
+        &format!(
+            "UPDATE oauth_backchannel_outbox SET claimed_by = 'crashed', claim_until = {until}, \
+             next_at = 0 WHERE session_id = '{held}'"
+        ),
+    )
+    .await;
+    sql(
+        &app,
+        &format!(
+            "UPDATE oauth_backchannel_outbox SET attempts = 11, next_at = 0 \
+             WHERE session_id = '{last}'"
+        ),
+    )
+    .await;
+    let mut gave_up = Value::Null;
+    for _ in 0..50 {
+        let e = events_of(&app, &admin, &last).await;
+        if let Some(g) = e.iter().find(|e| e["details"]["outcome"] == "gave_up") {
+            gave_up = g.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gave_up["details"]["attempt"], 12, "{gave_up}");
+    assert_eq!(gave_up["details"]["error"], "the client answered 503");
+
+    receiver.set(UP);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        receiver.tokens.lock().unwrap().is_empty(),
+        "delivered under another instance's lease"
+    );
+    receiver
+        .token_for(&app, &held, Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        receiver.tokens.lock().unwrap().len(),
+        1,
+        "the given-up token is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn the_logout_uri_is_checked_and_edited_by_the_api_and_the_console() {
+    let app = spawn_provider(|s| s).await;
+    let (admin_email, _) = app.user_with_tier(4).await;
+    let admin = access(&app.login(&admin_email, PASSWORD).await.body);
+    for bad in [
+        "http://rp.example/logout",
+        "https://rp.example/logout#x",
+        "logout",
+    ] {
+        let r = app
+            .post_auth(
+                "/api/v1/admin/oauth-clients",
+                &admin,
+                Some(json!({"name": "RP", "client_type": "confidential", "redirect_uris": [REDIRECT_URI], "backchannel_logout_uri": bad})),
+            )
+            .await;
+        r.assert(400, Some("validation_error"));
+        assert!(
+            r.body["details"]["backchannel_logout_uri"].is_string(),
+            "{bad}: {}",
+            r.text
+        );
+    }
+
+    // The console's client form: the logout URI and the new grant types.
+    let mut agent = Agent::new(&app);
+    let login = agent.get("/login").await;
+    agent.sign_in(login, &admin_email).await;
+    let page = agent.get("/admin/clients").await;
+    assert!(
+        page.text.contains("Back-channel logout URI"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(super::device::DEVICE), "{}", page.text);
+    let csrf = page.hidden("csrf_token");
+    let made = agent
+        .post(
+            "/admin/clients",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Desk terminal"),
+                ("client_type", "confidential"),
+                ("redirect_uris", REDIRECT_URI),
+                ("grant_types", "authorization_code"),
+                ("grant_types", super::device::DEVICE),
+                ("grant_types", super::exchange::EXCHANGE),
+                ("scopes", "openid"),
+                ("max_tier", "2"),
+                ("backchannel_logout_uri", "https://desk.example/bc"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let id = made
+        .text
+        .split("/admin/clients/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let api = app
+        .get_auth(&format!("/api/v1/admin/oauth-clients/{id}"), &admin)
+        .await;
+    assert_eq!(
+        api.body["backchannel_logout_uri"],
+        "https://desk.example/bc"
+    );
+    assert_eq!(
+        api.body["grant_types"],
+        json!([
+            "authorization_code",
+            super::device::DEVICE,
+            super::exchange::EXCHANGE
+        ])
+    );
+    let edit = agent.get(&format!("/admin/clients/{id}")).await;
+    assert!(
+        edit.text.contains("value=\"https://desk.example/bc\""),
+        "{}",
+        edit.text
+    );
+
+    // The API removes it with "".
+    let r = app
+        .patch_auth(
+            &format!("/api/v1/admin/oauth-clients/{id}"),
+            &admin,
+            json!({"backchannel_logout_uri": ""}),
+        )
+        .await;
+    r.assert(200, None);
+    assert!(r.body.get("backchannel_logout_uri").is_none(), "{}", r.text);
+}

@@ -68,17 +68,6 @@ async fn answer_on_page(agent: &mut Agent, code: &str, email: &str, allow: bool)
     agent.consent(&page, allow).await
 }
 
-/// Runs `sql` on the server's database.
-async fn sql(app: &TestApp, statement: &str) {
-    if app.db_url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    } else {
-        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn openid_client_completes_the_device_flow_through_the_device_page() {
     if !require_node() {
@@ -163,6 +152,13 @@ async fn polling_answers_pending_slow_down_denied_expired_and_used() {
         .as_array()
         .unwrap()
         .contains(&json!(DEVICE)));
+    let api = app.get("/openapi.json").await.body;
+    for path in ["/oauth2/device_authorization", "/oauth2/token"] {
+        assert!(
+            api["paths"][path]["post"]["responses"]["400"].is_object(),
+            "{path}"
+        );
+    }
 
     let d = start_device(&app, &client_id, "openid").await;
     d.assert(200, None);

@@ -335,3 +335,14 @@ pub async fn exchange(app: &TestApp, client: (&str, &str), code: &str, verifier:
     )
     .await
 }
+
+/// Runs `sql` on the server's database.
+pub async fn sql(app: &TestApp, statement: &str) {
+    if app.db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+}
