@@ -130,6 +130,7 @@ impl Service {
                 except: None,
             })
             .await?;
+            self.end_key_exchanges(id).await?;
         }
         let mut changes = serde_json::Map::new();
         if before.tier != after.tier {
@@ -168,6 +169,8 @@ impl Service {
         ctx: Option<&RequestContext>,
     ) -> Result<()> {
         let target = self.user(id).await?;
+        // Before the keys go with the account.
+        self.end_key_exchanges(id).await?;
         let now = Utc::now();
         let until = self.sid_revocation_until(now);
         let revoked = self

@@ -331,6 +331,31 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Revokes what was exchanged from `user`'s API keys (their ids are those tokens'
+    /// `sid`s): when the account is disabled, deleted or loses tier, as its sessions are.
+    pub(crate) async fn end_key_exchanges(&self, user: UserId) -> crate::service::Result<()> {
+        let keys = self
+            .store
+            .list_api_keys(
+                user,
+                crate::store::Page {
+                    after: None,
+                    limit: 10_000,
+                },
+            )
+            .await?;
+        let until = self.sid_revocation_until(Utc::now());
+        for key in keys {
+            let what = crate::store::Revoked::Sid(key.id);
+            self.store.revoke_sid(key.id, until).await?;
+            self.revocations.insert(what, until);
+            self.publish(what, until).await;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

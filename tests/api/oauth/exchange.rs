@@ -260,6 +260,32 @@ async fn an_api_key_exchanges_for_a_token_that_dies_with_the_key() {
     )
     .await;
     assert_eq!(after.body["error"], "invalid_request", "{}", after.text);
+
+    // Disabling the owner ends what was exchanged from their keys, as their sessions.
+    let key = app
+        .post_auth("/api/v1/auth/api-keys", &at, Some(json!({"name": "bot 2"})))
+        .await;
+    let secret = key.body["key"].as_str().unwrap().to_string();
+    let r = exchange_form(
+        &app,
+        &client,
+        &[("subject_token", &secret), ("subject_token_type", API_KEY)],
+    )
+    .await;
+    r.assert(200, None);
+    let token = access(&r.body);
+    app.get_auth("/api/v1/auth/me", &token)
+        .await
+        .assert(200, None);
+    let user_id = login["user"]["id"].as_str().unwrap();
+    app.patch_auth(
+        &format!("/api/v1/admin/users/{user_id}"),
+        &admin_token(&app).await,
+        json!({"is_active": false}),
+    )
+    .await
+    .assert(200, None);
+    dies(&app, &token).await;
 }
 
 #[tokio::test]
