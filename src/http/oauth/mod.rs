@@ -86,7 +86,8 @@ impl IntoResponse for OAuthJson {
             };
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
-        if e.error == "slow_down" {
+        // A rate limit (429); the device grant's `slow_down` (400) means the interval.
+        if e.error == "slow_down" && e.status == 429 {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res.extensions_mut().insert(Rendered);
