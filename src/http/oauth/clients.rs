@@ -63,6 +63,8 @@ pub struct ClientRequest {
     /// OpenID Connect Back-Channel Logout: an `https` URI (`http` on loopback) that gets a
     /// logout token whenever one of the client's sessions ends; `""` removes it.
     backchannel_logout_uri: Option<String>,
+    /// Accepted as `true` only: logout tokens always carry `sid`.
+    backchannel_logout_session_required: Option<bool>,
 }
 
 impl From<ClientRequest> for ClientInput {
@@ -78,6 +80,7 @@ impl From<ClientRequest> for ClientInput {
             first_party: r.first_party,
             id_token_signed_response_alg: r.id_token_signed_response_alg,
             backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct ClientInput {
     pub id_token_signed_response_alg: Option<String>,
     /// Back-channel logout: an `https` URI (or `http` on loopback); `Some("")` removes it.
     pub backchannel_logout_uri: Option<String>,
+    /// Only `true` is accepted: every logout token carries `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A client secret, shown once. No `Debug`.
@@ -134,6 +136,12 @@ impl Service {
                     }
                 }
             }
+        }
+        if input.backchannel_logout_session_required == Some(false) {
+            bad.insert(
+                "backchannel_logout_session_required".into(),
+                "logout tokens always carry sid: this can only be true".into(),
+            );
         }
         // Rules across fields.
         if client.allows(GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {

@@ -458,6 +458,16 @@ async fn the_logout_uri_is_checked_and_edited_by_the_api_and_the_console() {
         edit.text
     );
 
+    let r = app
+        .patch_auth(
+            &format!("/api/v1/admin/oauth-clients/{id}"),
+            &admin,
+            json!({"backchannel_logout_session_required": false}),
+        )
+        .await;
+    r.assert(400, Some("validation_error"));
+    assert!(r.body["details"]["backchannel_logout_session_required"].is_string());
+
     // The API removes it with "".
     let r = app
         .patch_auth(

@@ -165,6 +165,15 @@ async fn polling_answers_pending_slow_down_denied_expired_and_used() {
     assert_eq!(d.header("cache-control").as_deref(), Some("no-store"));
     let device_code = d.body["device_code"].as_str().unwrap().to_string();
     let user_code = d.body["user_code"].as_str().unwrap().to_string();
+    let complete = d.body["verification_uri_complete"].as_str().unwrap();
+    let mut agent = Agent::new(&app);
+    let page = agent.get(complete).await;
+    assert!(
+        page.text
+            .contains(&format!("value=\"{}\"", user_code.replace('-', ""))),
+        "{}",
+        page.text
+    );
     let r = poll(&app, &client_id, &device_code).await;
     assert_eq!(r.body["error"], "authorization_pending", "{}", r.text);
     // Faster than the interval: slow down, and the interval grows by 5 s each time.
@@ -182,7 +191,6 @@ async fn polling_answers_pending_slow_down_denied_expired_and_used() {
     assert_eq!(r.body["error"], "invalid_grant", "{}", r.text);
 
     // The user says no.
-    let mut agent = Agent::new(&app);
     let done = answer_on_page(&mut agent, &user_code, &email, false).await;
     assert!(done.text.contains("Request denied"), "{}", done.text);
     let r = poll(&app, &client_id, &device_code).await;

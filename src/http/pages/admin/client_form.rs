@@ -84,6 +84,7 @@ impl ClientForm {
             first_party: Some(self.first_party.is_some()),
             id_token_signed_response_alg: None,
             backchannel_logout_uri: Some(self.backchannel_logout_uri.trim().to_string()),
+            backchannel_logout_session_required: None,
         })
     }
 }
