@@ -325,8 +325,8 @@ async fn a_crashed_instances_claim_lapses_and_retries_give_up_when_bounded() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A crashed instance holds one for 2 s more; the other is on its last attempt.
-    let until = chrono::Utc::now().timestamp_millis() + 2000;
+    // A crashed instance holds one for 4 s more; the other is on its last attempt.
+    let until = chrono::Utc::now().timestamp_millis() + 4000;
     sql(
         &app,
         &format!(
@@ -362,7 +362,7 @@ async fn a_crashed_instances_claim_lapses_and_retries_give_up_when_bounded() {
         "delivered under another instance's lease"
     );
     receiver
-        .token_for(&app, &held, Duration::from_secs(5))
+        .token_for(&app, &held, Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
