@@ -217,14 +217,31 @@ async fn every_way_a_session_ends_sends_a_verified_logout_token() {
     let c = receiver.token_for(&app, &sid, wait).await;
     assert_eq!(c["sub"], id3);
 
+    // The user revokes the session from their session list.
+    let (email4, _) = user(&app).await;
+    let (_, sid) = signed_in(&app, &client, &email4).await;
+    let native = access(&app.login(&email4, PASSWORD).await.body);
+    app.delete_auth(&format!("/api/v1/auth/sessions/{sid}"), &native)
+        .await
+        .assert(204, None);
+    receiver.token_for(&app, &sid, wait).await;
+
     // Each delivery is audited.
     let delivered = events(&app, &admin).await;
-    assert!(delivered.len() >= 8, "{delivered:?}");
+    assert!(delivered.len() >= 9, "{delivered:?}");
     assert!(delivered
         .iter()
         .all(|e| e["details"]["outcome"] == "delivered"
             && e["details"]["client_id"] == client.0.as_str()
             && e["details"]["attempt"] == 1));
+
+    // Deleting the client tells it its sessions are over.
+    let (_, sid) = signed_in(&app, &client, &email4).await;
+    app.delete_auth(&format!("/api/v1/admin/oauth-clients/{}", client.0), &admin)
+        .await
+        .assert(204, None);
+    let c = receiver.token_for(&app, &sid, wait).await;
+    assert_eq!(c["aud"], client.0);
 }
 
 #[tokio::test]
