@@ -67,6 +67,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = service::background::spawn(self.service.clone());
+        let logouts = service::oauth::backchannel::spawn(self.service.clone());
         let state = AppState::new(self.service.clone());
         let sockets = state.ws.clone();
         let router = http::router(state);
@@ -97,6 +98,10 @@ impl Application {
             tracing::warn!(unsent, "stopping with mails not yet sent");
         }
         background.abort();
+        // Undelivered logout tokens this instance holds go to the next instance at once.
+        logouts.abort();
+        let _ = logouts.await;
+        self.service.release_logout_claims().await;
         tracing::info!("tradeauth stopped");
         Ok(result?)
     }

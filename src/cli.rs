@@ -213,6 +213,7 @@ async fn client_command(service: &Arc<Service>, cmd: ClientCommand) -> anyhow::R
                 max_tier,
                 first_party: Some(first_party),
                 id_token_signed_response_alg: None,
+                ..Default::default()
             };
             let (client, secret) = service
                 .create_client(None, input, None)

@@ -33,6 +33,13 @@ pub enum AuditKind {
     OAuthTokenIssued,
     /// An authorization code was presented a second time: what it issued is revoked.
     OAuthCodeReused,
+    /// A client exchanged a subject token for a narrower access token (RFC 8693).
+    OAuthTokenExchanged,
+    /// A user approved or denied a device's authorization request (RFC 8628).
+    OAuthDeviceApproved,
+    OAuthDeviceDenied,
+    /// One delivery attempt of a back-channel logout token (or giving up on one).
+    OAuthBackchannelLogout,
     /// An admin registered, changed, re-keyed or deleted an OAuth client.
     OAuthClientCreated,
     OAuthClientUpdated,
@@ -71,6 +78,10 @@ impl AuditKind {
             AuditKind::OAuthConsentRevoked => "oauth.consent_revoked",
             AuditKind::OAuthTokenIssued => "oauth.token_issued",
             AuditKind::OAuthCodeReused => "oauth.code_reused",
+            AuditKind::OAuthTokenExchanged => "oauth.token_exchanged",
+            AuditKind::OAuthDeviceApproved => "oauth.device_approved",
+            AuditKind::OAuthDeviceDenied => "oauth.device_denied",
+            AuditKind::OAuthBackchannelLogout => "oauth.backchannel_logout",
             AuditKind::OAuthClientCreated => "oauth_client.created",
             AuditKind::OAuthClientUpdated => "oauth_client.updated",
             AuditKind::OAuthClientSecretRotated => "oauth_client.secret_rotated",

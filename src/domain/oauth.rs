@@ -40,7 +40,16 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628: a device without a browser polls while its user approves elsewhere.
+    DeviceCode,
+    /// RFC 8693, down-scoping only: a subject token becomes a narrower access token.
+    TokenExchange,
 }
+
+/// `grant_type` of the device authorization grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// `grant_type` of token exchange (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 impl GrantType {
     pub fn parse(s: &str) -> Option<Self> {
@@ -48,6 +57,8 @@ impl GrantType {
             "authorization_code" => Some(Self::AuthorizationCode),
             "refresh_token" => Some(Self::RefreshToken),
             "client_credentials" => Some(Self::ClientCredentials),
+            DEVICE_CODE_GRANT => Some(Self::DeviceCode),
+            TOKEN_EXCHANGE_GRANT => Some(Self::TokenExchange),
             _ => None,
         }
     }
@@ -57,6 +68,8 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
     }
 }
@@ -198,6 +211,9 @@ pub struct OAuthClient {
     pub first_party: bool,
     /// `RS256` (default), `ES256` or `EdDSA`.
     pub id_token_alg: String,
+    /// OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed when one of
+    /// this client's sessions ends (`backchannel_logout_session_required` is always true).
+    pub backchannel_logout_uri: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

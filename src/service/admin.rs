@@ -128,6 +128,10 @@ impl Service {
         if let Some(end) = store_patch.end_sessions {
             self.sessions_ended(&ended, end.until).await;
         }
+        // What was exchanged from the user's API keys ends with their sessions.
+        if (before.is_active && !after.is_active) || after.tier < before.tier {
+            self.end_key_exchanges(id).await?;
+        }
         let mut changes = serde_json::Map::new();
         if before.tier != after.tier {
             changes.insert(
@@ -165,6 +169,8 @@ impl Service {
         ctx: Option<&RequestContext>,
     ) -> Result<()> {
         let target = self.user(id).await?;
+        // Before the keys go with the account.
+        self.end_key_exchanges(id).await?;
         let now = Utc::now();
         let until = self.sid_revocation_until(now);
         let revoked = self

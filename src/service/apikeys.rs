@@ -167,6 +167,12 @@ impl Service {
             return Err(Error::NotFound("API key"));
         }
         self.signing_keys.clear();
+        // Tokens exchanged from this key (RFC 8693) carry its id as their `sid`.
+        let until = self.sid_revocation_until(Utc::now());
+        self.store.revoke_sid(id, until).await?;
+        self.revocations
+            .insert(crate::store::Revoked::Sid(id), until);
+        self.publish(crate::store::Revoked::Sid(id), until).await;
         self.audit(
             Audit::new(AuditKind::ApiKeyRevoked)
                 .user(caller.user_id)

@@ -10,6 +10,7 @@
 //! Callers hold a [`DynStore`] (`Arc<dyn Store>`); a trait object answers the methods of
 //! its supertraits without importing them, so callers name no concern trait.
 
+pub mod grants;
 pub mod oauth;
 pub mod postgres;
 pub mod ratelimit;
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use grants::GrantStore;
 pub use oauth::OAuthStore;
 pub use sql::SqlStore;
 pub use traits::PasskeyStore;

@@ -26,6 +26,7 @@ pub trait Store:
     + MfaStore
     + IdempotencyStore
     + super::oauth::OAuthStore
+    + super::grants::GrantStore
     + PasskeyStore
     + 'static
 {
@@ -162,6 +163,9 @@ pub const REVOCATION_PAGE: usize = 10_000;
 pub trait RevocationStore: Send + Sync {
     /// Records the revocation of one access token, valid until `until`.
     async fn revoke_jti(&self, jti: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a `sid` revocation with no session row behind it (the tokens exchanged
+    /// from an API key carry the key's id as their `sid`), valid until `until`.
+    async fn revoke_sid(&self, sid: Uuid, until: DateTime<Utc>) -> StoreResult<()>;
     /// Unexpired revocations with a sequence number above `seq`, in order. At most 10,000
     /// rows ([`REVOCATION_PAGE`]): call again from the last `seq` for more.
     async fn revocations_since(

@@ -40,6 +40,10 @@ pub struct AccessClaims {
     /// The OAuth scopes granted, space-separated (absent on native tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The actor of an exchanged token (RFC 8693 §4.1): `{"sub": client_id}`, nesting the
+    /// subject token's own `act` when it had one. Absent on every other token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 impl AccessClaims {
@@ -164,7 +168,28 @@ impl TokenIssuer {
             role: tier.role().as_str().to_string(),
             client_id: client.map(|(c, _)| c.to_string()),
             scope: client.map(|(_, s)| s.to_string()),
+            act: None,
         };
+        self.sign_built(&claims).map(|t| (t, claims))
+    }
+
+    /// Signs the claims of an exchanged token (RFC 8693): the caller chose every claim,
+    /// `aud` (the `resource` asked for) and `act` included; `iss`, `jti`, `role` are ours.
+    pub fn sign_exchanged(&self, mut claims: AccessClaims) -> anyhow::Result<String> {
+        claims.iss = self.issuer.clone();
+        claims.jti = Uuid::new_v4();
+        if claims.aud.is_empty() {
+            claims.aud = self.audience.clone();
+        }
+        self.sign_built(&claims)
+    }
+
+    /// The audience of tradeauth's own tokens.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    fn sign_built(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let keys = self.ring.current();
         let mut header = Header::new(self.ring.alg.algorithm());
         header.typ = Some(ACCESS_TYP.to_string());
@@ -173,12 +198,12 @@ impl TokenIssuer {
         let mut token = format!(
             "{}.{}",
             B64.encode(serde_json::to_vec(&header)?),
-            B64.encode(serde_json::to_vec(&claims)?)
+            B64.encode(serde_json::to_vec(claims)?)
         );
         let signature = keys.signer.sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&B64.encode(signature));
-        Ok((token, claims))
+        Ok(token)
     }
 
     /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp` — or finds the
@@ -222,6 +247,33 @@ impl TokenIssuer {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
+        if expired(claims.exp) {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+impl TokenIssuer {
+    /// Verifies an exchanged token made for another audience (a `resource`): every check
+    /// of [`Self::verify_uncached`] but `aud`, and it must carry `act`. Only introspection
+    /// uses it — tradeauth's own endpoints accept their own audience only.
+    pub fn verify_exchanged(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != self.ring.alg.algorithm() || header.typ.as_deref() != Some(ACCESS_TYP) {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenError::Invalid)?;
+        let keys = self.ring.current();
+        let key = keys.verifying.get(&kid).ok_or(TokenError::Invalid)?;
+        let mut validation = self.validation.clone();
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.act.is_none() {
+            return Err(TokenError::Invalid);
+        }
         if expired(claims.exp) {
             return Err(TokenError::Expired);
         }

@@ -60,6 +60,11 @@ pub struct ClientRequest {
     first_party: Option<bool>,
     /// Default `RS256`.
     id_token_signed_response_alg: Option<String>,
+    /// OpenID Connect Back-Channel Logout: an `https` URI (`http` on loopback) that gets a
+    /// logout token whenever one of the client's sessions ends; `""` removes it.
+    backchannel_logout_uri: Option<String>,
+    /// Accepted as `true` only: logout tokens always carry `sid`.
+    backchannel_logout_session_required: Option<bool>,
 }
 
 impl From<ClientRequest> for ClientInput {
@@ -74,6 +79,8 @@ impl From<ClientRequest> for ClientInput {
             max_tier: r.max_tier,
             first_party: r.first_party,
             id_token_signed_response_alg: r.id_token_signed_response_alg,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
         }
     }
 }
@@ -93,6 +100,12 @@ pub struct ClientBody {
     id_token_signed_response_alg: String,
     /// `client_secret_basic` (also `client_secret_post`) or `none`.
     token_endpoint_auth_method: &'static str,
+    /// Where logout tokens go (absent: none are sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backchannel_logout_uri: Option<String>,
+    /// Always true when `backchannel_logout_uri` is set: logout tokens carry `sid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backchannel_logout_session_required: Option<bool>,
     #[serde(serialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339")]
@@ -119,6 +132,8 @@ impl From<&OAuthClient> for ClientBody {
                 ClientType::Confidential => "client_secret_basic",
                 ClientType::Public => "none",
             },
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_uri.as_ref().map(|_| true),
             created_at: c.created_at,
             updated_at: c.updated_at,
             client_secret: None,

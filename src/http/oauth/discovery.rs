@@ -1,7 +1,7 @@
 //! The discovery documents: OpenID Connect Discovery 1.0 and RFC 8414, one issuer
 //! (`TRADEAUTH_OIDC_ISSUER`, exact, no trailing slash), endpoints under `/oauth2/`.
 
-use crate::domain::oauth::SCOPES;
+use crate::domain::oauth::{DEVICE_CODE_GRANT, SCOPES, TOKEN_EXCHANGE_GRANT};
 use crate::http::state::AppState;
 use axum::extract::State;
 use axum::http::header;
@@ -39,7 +39,13 @@ fn metadata(state: &AppState) -> serde_json::Value {
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials",
+            DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT
+        ],
+        "device_authorization_endpoint": at("/oauth2/device_authorization"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": service.id_token_algs(),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

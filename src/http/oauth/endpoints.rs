@@ -177,7 +177,8 @@ pub(crate) fn client_credentials(
 }
 
 /// `POST /oauth2/token`.
-async fn issue_tokens(
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth", request_body(content = super::docs::TokenForm, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "tokens (Cache-Control: no-store)", body = super::docs::OAuthTokenBody), (status = 400, description = "RFC 6749 error: invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client, unsupported_grant_type, authorization_pending, slow_down, access_denied, expired_token", body = super::docs::OAuthErrorBody), (status = 401, description = "invalid_client", body = super::docs::OAuthErrorBody), (status = 429, description = "rate limited", body = super::docs::OAuthErrorBody)))]
+pub(crate) async fn issue_tokens(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
@@ -208,6 +209,9 @@ async fn issue_tokens(
             }
             if let Some(i) = t.id_token {
                 body["id_token"] = json!(i);
+            }
+            if let Some(t) = t.issued_token_type {
+                body["issued_token_type"] = json!(t);
             }
             let mut res = Json(body).into_response();
             no_store(res.headers_mut());

@@ -320,6 +320,13 @@ async fn answer_consent(
         return v.finish(&state, error_page(StatusCode::FORBIDDEN, e.message()));
     }
     let allow = form.decision.as_deref() == Some("allow");
+    if form
+        .ticket
+        .starts_with(crate::service::oauth::device::CONSENT_PREFIX)
+    {
+        let res = super::device::answer_consent(&state, &ctx, &v, &form.ticket, allow).await;
+        return v.finish(&state, res);
+    }
     let res = match state
         .service
         .answer_consent(&form.ticket, allow, &v.caller, &ctx)

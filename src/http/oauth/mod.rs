@@ -5,6 +5,7 @@
 //! - `flow`: `/oauth2/authorize` (GET and POST), its sign-in return path and the consent
 //!   page — HTML, through the hosted login page;
 //! - `endpoints`: `/oauth2/token` and `/oauth2/userinfo`;
+//! - `device`: `/oauth2/device_authorization` and the `/device` pages (RFC 8628);
 //! - `clients`: the tier-4 client registry under `/api/v1/admin/oauth-clients`, and the
 //!   user's grants under `/api/v1/auth/oauth-grants` (native JSON and errors).
 //!
@@ -14,7 +15,9 @@
 //! marks them so the dialect renderer leaves them alone ([`Rendered`]).
 
 pub mod clients;
+pub mod device;
 pub mod discovery;
+pub mod docs;
 pub mod endpoints;
 pub mod flow;
 
@@ -35,10 +38,12 @@ pub struct Rendered;
 pub fn router(state: &AppState) -> Router<AppState> {
     let json = Router::new()
         .merge(endpoints::router(state))
+        .merge(device::api_router(state))
         .merge(discovery::router())
         .route("/oauth2/{*rest}", axum::routing::any(unknown_endpoint))
         .layer(middleware::from_fn(oauth_errors));
     json.merge(flow::router(state))
+        .merge(device::pages_router(state))
 }
 
 async fn unknown_endpoint() -> Response {
@@ -81,7 +86,8 @@ impl IntoResponse for OAuthJson {
             };
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
-        if e.error == "slow_down" {
+        // A rate limit (429); the device grant's `slow_down` (400) means the interval.
+        if e.error == "slow_down" && e.status == 429 {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res.extensions_mut().insert(Rendered);

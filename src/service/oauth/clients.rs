@@ -28,6 +28,10 @@ pub struct ClientInput {
     pub first_party: Option<bool>,
     /// `RS256` (default), or the access tokens' algorithm when it is `ES256` or `EdDSA`.
     pub id_token_signed_response_alg: Option<String>,
+    /// Back-channel logout: an `https` URI (or `http` on loopback); `Some("")` removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Only `true` is accepted: every logout token carries `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A client secret, shown once. No `Debug`.
@@ -79,7 +83,7 @@ impl Service {
                     None => {
                         bad.insert(
                             "grant_types".into(),
-                            format!("unknown grant type {g:?}; use authorization_code, refresh_token or client_credentials"),
+                            format!("unknown grant type {g:?}; use authorization_code, refresh_token, client_credentials, {} or {}", crate::domain::oauth::DEVICE_CODE_GRANT, crate::domain::oauth::TOKEN_EXCHANGE_GRANT),
                         );
                     }
                 }
@@ -120,6 +124,25 @@ impl Service {
                 );
             }
         }
+        if let Some(uri) = input.backchannel_logout_uri {
+            let uri = uri.trim().to_string();
+            if uri.is_empty() {
+                client.backchannel_logout_uri = None;
+            } else {
+                match super::backchannel::parse_logout_uri(&uri) {
+                    Ok(()) => client.backchannel_logout_uri = Some(uri),
+                    Err(m) => {
+                        bad.insert("backchannel_logout_uri".into(), m);
+                    }
+                }
+            }
+        }
+        if input.backchannel_logout_session_required == Some(false) {
+            bad.insert(
+                "backchannel_logout_session_required".into(),
+                "logout tokens always carry sid: this can only be true".into(),
+            );
+        }
         // Rules across fields.
         if client.allows(GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
             bad.entry("redirect_uris".into()).or_insert_with(|| {
@@ -130,6 +153,12 @@ impl Service {
             bad.insert(
                 "grant_types".into(),
                 "client_credentials is for confidential clients only".into(),
+            );
+        }
+        if client.client_type == ClientType::Public && client.allows(GrantType::TokenExchange) {
+            bad.insert(
+                "grant_types".into(),
+                "token exchange is for confidential clients only".into(),
             );
         }
         if client.grant_types.is_empty() {
@@ -177,6 +206,7 @@ impl Service {
             max_tier: Tier::TRADER,
             first_party: false,
             id_token_alg: "RS256".into(),
+            backchannel_logout_uri: None,
             created_at: now,
             updated_at: now,
         };

@@ -96,17 +96,23 @@ impl Service {
 
     /// `claims` signed as an ID token with `alg` (one of [`Self::id_token_algs`]).
     pub(super) fn sign_id_token(&self, alg: &str, claims: &Value) -> Result<String> {
+        self.sign_with_id_key(alg, "JWT", claims)
+    }
+
+    /// `claims` signed with the ID-token key of `alg`, with header `typ` (`logout+jwt`
+    /// for a back-channel logout token).
+    pub(super) fn sign_with_id_key(&self, alg: &str, typ: &str, claims: &Value) -> Result<String> {
         let alg = JwtAlg::parse(alg)
             .filter(|a| ID_TOKEN_ALGS.contains(a))
             .ok_or_else(|| Error::Internal(format!("{alg} does not sign ID tokens")))?;
         if alg == self.config.jwt_alg {
             let set = self.tokens.ring().current();
-            return Ok(crate::tokens::idtoken::sign(&set, alg, "JWT", claims)?);
+            return Ok(crate::tokens::idtoken::sign(&set, alg, typ, claims)?);
         }
         let set = self.id_keys.set(alg).ok_or_else(|| {
             Error::Internal(format!("no {} key signs ID tokens here", alg.as_str()))
         })?;
-        Ok(crate::tokens::idtoken::sign(set, alg, "JWT", claims)?)
+        Ok(crate::tokens::idtoken::sign(set, alg, typ, claims)?)
     }
 
     /// The verification key of an ID token's `kid`, for `id_token_hint`.

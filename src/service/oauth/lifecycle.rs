@@ -49,7 +49,12 @@ impl Service {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         let inactive = json!({"active": false});
-        if let Ok(c) = self.tokens.verify(&token) {
+        // An exchanged token made for another audience (a `resource`) is ours too.
+        let verified = self
+            .tokens
+            .verify(&token)
+            .or_else(|_| self.tokens.verify_exchanged(&token));
+        if let Ok(c) = verified {
             if self.revocations.is_revoked(&c.jti, &c.sid) {
                 return Ok(inactive);
             }
@@ -78,6 +83,9 @@ impl Service {
             }
             if let Some(scope) = c.scope {
                 out["scope"] = json!(scope);
+            }
+            if let Some(act) = c.act {
+                out["act"] = act;
             }
             return Ok(out);
         }

@@ -7,7 +7,10 @@
 //! - `clients`: the tier-4 client registry (hashed secrets, rotation, deletion);
 //! - `authorize`: checking an authorization request, consent, issuing codes;
 //! - `token`: client authentication and the grants, ID tokens, userinfo, grants list;
-//! - `lifecycle`: introspection, revocation and RP-initiated logout.
+//! - `lifecycle`: introspection, revocation and RP-initiated logout;
+//! - `exchange`: token exchange (RFC 8693), down-scoping only;
+//! - `device`: the device authorization grant (RFC 8628);
+//! - `backchannel`: back-channel logout tokens and their delivery from the outbox.
 //!
 //! An authorization is a session: the code exchange starts a row in `sessions` (linked to
 //! its client in `oauth_sessions`), so listing, refresh rotation, reuse detection and every
@@ -15,7 +18,10 @@
 //! [`OAuthError`]s (RFC 6749 §5.2 shape), not the native [`Error`](super::Error).
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
+pub mod device;
+pub mod exchange;
 pub mod keys;
 pub mod lifecycle;
 pub mod token;

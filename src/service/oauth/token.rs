@@ -30,6 +30,11 @@ pub struct TokenParams {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Token exchange (RFC 8693 §2.1; `exchange.rs`).
+    #[serde(flatten)]
+    pub exchange: super::exchange::ExchangeParams,
+    /// The device grant's `device_code` (RFC 8628 §3.4; `device.rs`).
+    pub device_code: Option<String>,
 }
 
 /// Client credentials as presented: from `Authorization: Basic`, or the form.
@@ -48,6 +53,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub scope: String,
+    /// Token exchange's `issued_token_type` (RFC 8693 §2.2.1).
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// The claims userinfo answers.
@@ -165,6 +172,8 @@ impl Service {
             GrantType::AuthorizationCode => self.exchange_code(&client, params, ctx).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, ctx).await,
             GrantType::ClientCredentials => self.client_grant(&client, params, ctx).await,
+            GrantType::TokenExchange => self.exchange_grant(&client, params, ctx).await,
+            GrantType::DeviceCode => self.device_grant(&client, params, ctx).await,
         }
     }
 
@@ -283,7 +292,7 @@ impl Service {
     /// The tokens of an OAuth session: the access token, the refresh token (with
     /// `offline_access`), and the ID token (with `openid`; `with_id_token`).
     #[allow(clippy::too_many_arguments)]
-    fn oauth_tokens(
+    pub(super) fn oauth_tokens(
         &self,
         client: &OAuthClient,
         user: &User,
@@ -339,6 +348,7 @@ impl Service {
             refresh_token,
             id_token,
             scope: scope_param,
+            issued_token_type: None,
         })
     }
 
@@ -456,6 +466,7 @@ impl Service {
             refresh_token: None,
             id_token: None,
             scope: scope_param,
+            issued_token_type: None,
         })
     }
 

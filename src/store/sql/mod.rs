@@ -18,6 +18,7 @@
 //! | `idempotency.rs` | [`IdempotencyStore`](crate::store::IdempotencyStore) |
 //! | `oauth.rs` | [`OAuthStore`](crate::store::OAuthStore) |
 //! | `passkeys.rs` | [`PasskeyStore`](crate::store::PasskeyStore) |
+//! | `grants.rs` | [`GrantStore`](crate::store::GrantStore) |
 //!
 //! Every statement is one SQL text both databases accept: `$N` placeholders (sqlx's
 //! SQLite driver binds them by number too), `TRUE`/`FALSE`, `ON CONFLICT`, `RETURNING`,
@@ -33,6 +34,7 @@
 mod api_keys;
 mod audit;
 pub(super) mod backend;
+mod grants;
 mod idempotency;
 mod keys;
 mod lockout;

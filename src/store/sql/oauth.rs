@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 const CLIENT_COLS: &str = "client_id, name, secret_hash, client_type, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, max_tier, first_party, id_token_alg, \
-     created_at, updated_at";
+     created_at, updated_at, backchannel_logout_uri";
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
      auth_time, amr, created_at, expires_at";
@@ -54,6 +54,7 @@ fn client_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<OAuthClient> {
         id_token_alg: row.col("id_token_alg")?,
         created_at: from_ms(row.col("created_at")?),
         updated_at: from_ms(row.col("updated_at")?),
+        backchannel_logout_uri: row.col("backchannel_logout_uri")?,
     })
 }
 
@@ -106,6 +107,7 @@ async fn revoke_where<DB: Backend>(
             .arg(ms(now))
             .run(&mut **tx)
             .await?;
+        super::grants::enqueue_logout::<DB>(&mut **tx, id, now).await?;
     }
     ids.iter().map(|s| parse_uuid(s, "id")).collect()
 }
@@ -115,7 +117,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn insert_client(&self, c: &OAuthClient) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO oauth_clients ({CLIENT_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().into()).collect();
         sqlx::query::<DB>(&sql)
@@ -132,6 +134,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(c.id_token_alg.as_str())
             .arg(ms(c.created_at))
             .arg(ms(c.updated_at))
+            .arg(c.backchannel_logout_uri.as_deref())
             .run(&mut *self.writer().await?)
             .await?;
         Ok(())
@@ -164,8 +167,8 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         let n = sqlx::query::<DB>(
             "UPDATE oauth_clients SET name = $1, secret_hash = $2, client_type = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, \
-             max_tier = $8, first_party = $9, id_token_alg = $10, updated_at = $11 \
-             WHERE client_id = $12",
+             max_tier = $8, first_party = $9, id_token_alg = $10, updated_at = $11, \
+             backchannel_logout_uri = $13 WHERE client_id = $12",
         )
         .arg(c.name.as_str())
         .arg(c.secret_hash.as_deref().unwrap_or(&[]))
@@ -179,6 +182,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         .arg(c.id_token_alg.as_str())
         .arg(ms(c.updated_at))
         .arg(c.client_id.as_str())
+        .arg(c.backchannel_logout_uri.as_deref())
         .run(&mut *self.writer().await?)
         .await?;
         Ok(n == 1)

@@ -32,6 +32,16 @@ impl<DB: Backend> RevocationStore for SqlStore<DB> {
         Ok(())
     }
 
+    async fn revoke_sid(&self, sid: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query::<DB>(REVOKE_SID)
+            .arg(sid.to_string())
+            .arg(ms(until))
+            .arg(ms(Utc::now()))
+            .run(&mut *self.writer().await?)
+            .await?;
+        Ok(())
+    }
+
     async fn revocations_since(
         &self,
         seq: i64,
@@ -74,7 +84,8 @@ impl<DB: Backend> RevocationStore for SqlStore<DB> {
     }
 }
 
-/// Ends sessions inside `tx`: marks them revoked and writes their `sid` revocation records.
+/// Ends sessions inside `tx`: marks them revoked, writes their `sid` revocation records and
+/// queues the back-channel logouts they call for.
 /// The ids of the sessions ended (those already revoked are left as they were).
 pub(super) async fn end_sessions_in<DB: Backend>(
     tx: &mut Transaction<'static, DB>,
@@ -116,6 +127,9 @@ pub(super) async fn end_sessions_in<DB: Backend>(
             .arg(ms(now))
             .run(&mut **tx)
             .await?;
+        // A session of an OAuth client with a back-channel logout URI: its logout token
+        // is queued in the same transaction.
+        super::grants::enqueue_logout::<DB>(&mut **tx, id, now).await?;
     }
     Ok(ids
         .iter()

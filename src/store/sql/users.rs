@@ -314,6 +314,8 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
                 .arg(ms(now))
                 .run(&mut tx)
                 .await?;
+            // Before the sessions (and their client links) are deleted below.
+            super::grants::enqueue_logout::<DB>(&mut tx, sid, now).await?;
         }
         sqlx::query::<DB>("DELETE FROM sessions WHERE user_id = $1")
             .arg(uid.as_str())

@@ -1,11 +1,16 @@
 //! The OpenID Connect provider: the client registry, discovery and keys (`clients`), the
 //! authorization flow and its refusals after the OpenID Foundation's Basic OP plan
-//! (`flow`), and independent relying parties driving it (`relying_parties`).
+//! (`flow`), and independent relying parties driving it (`relying_parties`); the grants
+//! beyond the baseline: token exchange (`exchange`), the device grant (`device`) and
+//! back-channel logout (`backchannel`).
 //!
 //! The server runs on a port chosen before it starts, so its issuer (`public_url`) is the
 //! URL the relying parties reach it at.
 
+mod backchannel;
 mod clients;
+mod device;
+mod exchange;
 mod flow;
 mod relying_parties;
 mod rust_rp;
@@ -329,4 +334,15 @@ pub async fn exchange(app: &TestApp, client: (&str, &str), code: &str, verifier:
         ],
     )
     .await
+}
+
+/// Runs `sql` on the server's database.
+pub async fn sql(app: &TestApp, statement: &str) {
+    if app.db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
 }

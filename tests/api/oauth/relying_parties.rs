@@ -7,11 +7,11 @@ use super::*;
 use std::path::Path;
 use std::process::Command;
 
-fn oidc_dir() -> std::path::PathBuf {
+pub(super) fn oidc_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
 }
 
-fn require_node() -> bool {
+pub(super) fn require_node() -> bool {
     let has_node = Command::new("node")
         .arg("--version")
         .output()

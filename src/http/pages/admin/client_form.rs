@@ -5,7 +5,13 @@ use crate::domain::oauth::{ClientType, GrantType, OAuthClient, SCOPES};
 use crate::service::oauth::clients::ClientInput;
 use crate::service::Error;
 
-const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+const GRANTS: [&str; 5] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    crate::domain::oauth::DEVICE_CODE_GRANT,
+    crate::domain::oauth::TOKEN_EXCHANGE_GRANT,
+];
 
 /// The client form's fields. Checkboxes repeat their name (`grant_types`, `scopes`), which
 /// `Form` cannot read, so the body is parsed by [`ClientForm::parse`]; URI lists are one per
@@ -22,6 +28,7 @@ pub(super) struct ClientForm {
     max_tier: Option<String>,
     /// A checkbox: present when checked.
     first_party: Option<String>,
+    backchannel_logout_uri: String,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -47,6 +54,7 @@ impl ClientForm {
                 "scopes" => f.scopes.push(v),
                 "max_tier" => f.max_tier = Some(v),
                 "first_party" => f.first_party = Some(v),
+                "backchannel_logout_uri" => f.backchannel_logout_uri = v,
                 _ => {}
             }
         }
@@ -75,6 +83,8 @@ impl ClientForm {
             max_tier,
             first_party: Some(self.first_party.is_some()),
             id_token_signed_response_alg: None,
+            backchannel_logout_uri: Some(self.backchannel_logout_uri.trim().to_string()),
+            backchannel_logout_session_required: None,
         })
     }
 }
@@ -89,6 +99,7 @@ pub(super) struct FormView {
     pub(super) scopes: Vec<(&'static str, bool)>,
     pub(super) max_tier: u8,
     pub(super) first_party: bool,
+    pub(super) backchannel_logout_uri: String,
 }
 
 impl FormView {
@@ -100,7 +111,7 @@ impl FormView {
             post_logout_redirect_uris: String::new(),
             grants: GRANTS
                 .iter()
-                .map(|g| (*g, *g != "client_credentials"))
+                .map(|g| (*g, matches!(*g, "authorization_code" | "refresh_token")))
                 .collect(),
             scopes: SCOPES
                 .iter()
@@ -108,6 +119,7 @@ impl FormView {
                 .collect(),
             max_tier: 2,
             first_party: false,
+            backchannel_logout_uri: String::new(),
         }
     }
 
@@ -127,6 +139,7 @@ impl FormView {
                 .collect(),
             max_tier: c.max_tier.get(),
             first_party: c.first_party,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
         }
     }
 
@@ -150,6 +163,7 @@ impl FormView {
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(2),
             first_party: f.first_party.is_some(),
+            backchannel_logout_uri: f.backchannel_logout_uri.clone(),
         }
     }
 }
