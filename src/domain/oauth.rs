@@ -198,6 +198,8 @@ pub struct OAuthClient {
     pub first_party: bool,
     /// `RS256` (default), `ES256` or `EdDSA`.
     pub id_token_alg: String,
+    /// Client authentication, PAR and DPoP settings ([`super::fapi`]).
+    pub fapi: super::fapi::ClientFapi,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

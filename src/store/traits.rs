@@ -26,6 +26,7 @@ pub trait Store:
     + MfaStore
     + IdempotencyStore
     + super::oauth::OAuthStore
+    + super::oauth::PushedRequests
     + PasskeyStore
     + 'static
 {

@@ -4,6 +4,7 @@
 use super::backend::{Backend, Col, QueryExt};
 use super::sessions::REVOKE_SID;
 use super::{commit, parse_uuid, uuid_col, SqlStore};
+use crate::domain::fapi::{AuthMethod, ClientFapi};
 use crate::domain::oauth::{ClientType, GrantType, OAuthClient, Scopes};
 use crate::domain::{Session, Tier, UserId};
 use crate::store::oauth::{AuthCode, Consent, OAuthSessionLink, OAuthStore, Redemption};
@@ -14,7 +15,8 @@ use uuid::Uuid;
 
 const CLIENT_COLS: &str = "client_id, name, secret_hash, client_type, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, max_tier, first_party, id_token_alg, \
-     created_at, updated_at";
+     created_at, updated_at, token_endpoint_auth_method, jwks, jwks_uri, \
+     require_pushed_authorization_requests, dpop_bound_access_tokens";
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
      auth_time, amr, created_at, expires_at";
@@ -52,9 +54,29 @@ fn client_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<OAuthClient> {
         max_tier: Tier::new(max_tier).map_err(|e| StoreError::Other(e.to_string()))?,
         first_party: row.col("first_party")?,
         id_token_alg: row.col("id_token_alg")?,
+        fapi: fapi_from_row::<DB>(row)?,
         created_at: from_ms(row.col("created_at")?),
         updated_at: from_ms(row.col("updated_at")?),
     })
+}
+
+fn fapi_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<ClientFapi> {
+    let method: String = row.col("token_endpoint_auth_method")?;
+    let jwks: Option<String> = row.col("jwks")?;
+    Ok(ClientFapi {
+        auth_method: AuthMethod::parse(&method).map_err(|e| StoreError::Other(e.message))?,
+        jwks: jwks
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| StoreError::Other(format!("bad jwks: {e}")))?,
+        jwks_uri: row.col("jwks_uri")?,
+        require_par: row.col("require_pushed_authorization_requests")?,
+        dpop_bound: row.col("dpop_bound_access_tokens")?,
+    })
+}
+
+fn jwks_text(c: &OAuthClient) -> Option<String> {
+    c.fapi.jwks.as_ref().map(|j| j.to_string())
 }
 
 fn code_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<AuthCode> {
@@ -115,7 +137,8 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn insert_client(&self, c: &OAuthClient) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO oauth_clients ({CLIENT_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)"
         );
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().into()).collect();
         sqlx::query::<DB>(&sql)
@@ -132,6 +155,11 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(c.id_token_alg.as_str())
             .arg(ms(c.created_at))
             .arg(ms(c.updated_at))
+            .arg(c.fapi.auth_method.as_str())
+            .arg(jwks_text(c))
+            .arg(c.fapi.jwks_uri.as_deref())
+            .arg(c.fapi.require_par)
+            .arg(c.fapi.dpop_bound)
             .run(&mut *self.writer().await?)
             .await?;
         Ok(())
@@ -164,7 +192,9 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         let n = sqlx::query::<DB>(
             "UPDATE oauth_clients SET name = $1, secret_hash = $2, client_type = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, \
-             max_tier = $8, first_party = $9, id_token_alg = $10, updated_at = $11 \
+             max_tier = $8, first_party = $9, id_token_alg = $10, updated_at = $11, \
+             token_endpoint_auth_method = $13, jwks = $14, jwks_uri = $15, \
+             require_pushed_authorization_requests = $16, dpop_bound_access_tokens = $17 \
              WHERE client_id = $12",
         )
         .arg(c.name.as_str())
@@ -179,6 +209,11 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         .arg(c.id_token_alg.as_str())
         .arg(ms(c.updated_at))
         .arg(c.client_id.as_str())
+        .arg(c.fapi.auth_method.as_str())
+        .arg(jwks_text(c))
+        .arg(c.fapi.jwks_uri.as_deref())
+        .arg(c.fapi.require_par)
+        .arg(c.fapi.dpop_bound)
         .run(&mut *self.writer().await?)
         .await?;
         Ok(n == 1)
@@ -304,14 +339,15 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         .run(&mut tx)
         .await?;
         sqlx::query::<DB>(
-            "INSERT INTO oauth_sessions (session_id, client_id, scope, auth_time, amr) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO oauth_sessions (session_id, client_id, scope, auth_time, amr, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .arg(link.session_id.to_string())
         .arg(link.client_id.as_str())
         .arg(link.scope.to_param())
         .arg(ms(link.auth_time))
         .arg(json_list(&link.amr))
+        .arg(link.dpop_jkt.as_deref())
         .run(&mut tx)
         .await?;
         commit(tx).await
@@ -319,7 +355,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
 
     async fn oauth_session(&self, session_id: Uuid) -> StoreResult<Option<OAuthSessionLink>> {
         let row = sqlx::query::<DB>(
-            "SELECT session_id, client_id, scope, auth_time, amr FROM oauth_sessions \
+            "SELECT session_id, client_id, scope, auth_time, amr, dpop_jkt FROM oauth_sessions \
              WHERE session_id = $1",
         )
         .arg(session_id.to_string())
@@ -334,6 +370,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
                 scope: Scopes::parse(&scope),
                 auth_time: from_ms(r.col("auth_time")?),
                 amr: parse_list(&amr, "amr")?,
+                dpop_jkt: r.col("dpop_jkt")?,
             })
         })
         .transpose()

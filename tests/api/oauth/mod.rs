@@ -1,11 +1,13 @@
 //! The OpenID Connect provider: the client registry, discovery and keys (`clients`), the
 //! authorization flow and its refusals after the OpenID Foundation's Basic OP plan
-//! (`flow`), and independent relying parties driving it (`relying_parties`).
+//! (`flow`), independent relying parties driving it (`relying_parties`), and the
+//! finance-grade additions: private_key_jwt, PAR and DPoP (`fapi`).
 //!
 //! The server runs on a port chosen before it starts, so its issuer (`public_url`) is the
 //! URL the relying parties reach it at.
 
 mod clients;
+mod fapi;
 mod flow;
 mod relying_parties;
 mod rust_rp;
@@ -106,6 +108,7 @@ impl Page {
         Some(
             self.text[start..end]
                 .replace("&amp;", "&")
+                .replace("&#38;", "&")
                 .replace("&#x2f;", "/"),
         )
     }
