@@ -7,6 +7,7 @@
 //! URL the relying parties reach it at.
 
 mod clients;
+mod dpop;
 mod fapi;
 mod flow;
 mod relying_parties;
