@@ -27,6 +27,9 @@ const NONCE_TTL: TimeDelta = TimeDelta::minutes(5);
 /// How old a proof's `iat` may be, and how far ahead (seconds).
 const MAX_AGE: i64 = 60;
 const MAX_AHEAD: i64 = 5;
+const REPLAYED: &str =
+    "this DPoP proof was already used (its jti); make a new proof for each request";
+const UNAVAILABLE: &str = "the DPoP proof could not be checked for replay; retry shortly";
 
 /// Why a proof was refused.
 #[derive(Debug, Clone)]
@@ -63,7 +66,32 @@ impl Service {
 
     /// Checks `proof` against `target`; `access_token`: the token it comes with (its
     /// `ath`); `require_nonce`: the token endpoint wants one.
+    /// Counted in `oauth_proofs_total{kind="dpop"}`.
     pub async fn check_dpop_proof(
+        &self,
+        proof: &str,
+        target: &ProofTarget,
+        access_token: Option<&str>,
+        require_nonce: bool,
+    ) -> std::result::Result<Proof, DpopRefusal> {
+        let checked = self
+            .dpop_proof(proof, target, access_token, require_nonce)
+            .await;
+        let outcome = match &checked {
+            Ok(_) => "accepted",
+            Err(DpopRefusal::UseNonce(_)) => "use_nonce",
+            Err(DpopRefusal::Invalid(m)) if m == REPLAYED => "replayed",
+            Err(DpopRefusal::Invalid(m)) if m == UNAVAILABLE => "unavailable",
+            Err(DpopRefusal::Invalid(_)) => "invalid",
+        };
+        self.metrics
+            .oauth_proofs
+            .with_label_values(&["dpop", outcome])
+            .inc();
+        checked
+    }
+
+    async fn dpop_proof(
         &self,
         proof: &str,
         target: &ProofTarget,
@@ -124,14 +152,10 @@ impl Service {
         let ttl = std::time::Duration::from_secs((MAX_AGE + MAX_AHEAD + 5) as u64);
         match self.replay.first_use(&key, ttl).await {
             Ok(true) => Ok(p),
-            Ok(false) => Err(invalid(
-                "this DPoP proof was already used (its jti); make a new proof for each request",
-            )),
+            Ok(false) => Err(invalid(REPLAYED)),
             Err(e) => {
                 tracing::warn!(error = %e, "DPoP replay cache unavailable");
-                Err(invalid(
-                    "the DPoP proof could not be checked for replay; retry shortly",
-                ))
+                Err(invalid(UNAVAILABLE))
             }
         }
     }

@@ -21,6 +21,8 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 
 /// How far ahead an assertion's `exp` may be.
 const MAX_ASSERTION_LIFETIME: i64 = 300;
+const REPLAYED: &str =
+    "client_assertion was already used (its jti); sign a new one for each request";
 /// Clock skew allowed on `exp` and `nbf` (seconds).
 const LEEWAY: i64 = 5;
 
@@ -47,7 +49,18 @@ impl Service {
         creds: &ClientCredentials,
     ) -> Result<OAuthClient, OAuthError> {
         if creds.assertion.is_some() || creds.assertion_type.is_some() {
-            return self.authenticate_assertion(creds).await;
+            let checked = self.authenticate_assertion(creds).await;
+            let outcome = match &checked {
+                Ok(_) => "accepted",
+                Err(e) if e.description == REPLAYED => "replayed",
+                Err(e) if e.status == 503 => "unavailable",
+                Err(_) => "invalid",
+            };
+            self.metrics
+                .oauth_proofs
+                .with_label_values(&["client_assertion", outcome])
+                .inc();
+            return checked;
         }
         let challenge = |mut e: OAuthError| {
             e.basic_challenge = creds.basic;
@@ -205,9 +218,7 @@ impl Service {
         let key = replay_key(&["client_assertion", &client_id, jti]);
         let ttl = std::time::Duration::from_secs((exp - now).max(0) as u64 + 10);
         if !self.replay.first_use(&key, ttl).await? {
-            return Err(bad(
-                "client_assertion was already used (its jti); sign a new one for each request",
-            ));
+            return Err(bad(REPLAYED));
         }
         Ok(client)
     }

@@ -104,6 +104,17 @@ async fn a_bound_user_token_needs_its_proof_on_the_api_and_the_websocket() {
         .unwrap();
     let msg: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
     assert_eq!(msg["type"], "welcome", "{msg}");
+
+    // Every proof was counted: the nonce asked for, the exchange, /me and the socket
+    // accepted, the proof for another URL refused.
+    let metrics = app.get("/metrics").await.text;
+    for (outcome, n) in [("use_nonce", 1), ("accepted", 3), ("invalid", 1)] {
+        let line = format!("oauth_proofs_total{{kind=\"dpop\",outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("oauth_proofs_total{kind=\"client_assertion\",outcome=\"accepted\"} 0")
+    );
 }
 
 #[tokio::test]
