@@ -8,7 +8,7 @@
 //! is the hash of the access token it comes with (and absent without one), and its `jti`
 //! was never seen within that window on any instance (the replay cache of signed
 //! requests: Redis when configured; a proof is never accepted without its one recorded
-//! use). The token endpoint also requires a server nonce.
+//! use). The token and PAR endpoints also require a server nonce.
 //!
 //! Nonces are stateless: a nonce is an empty message sealed (AES-GCM, the page seal key
 //! every instance shares) with an expiry 5 minutes ahead, so any instance accepts
@@ -65,7 +65,7 @@ impl Service {
     }
 
     /// Checks `proof` against `target`; `access_token`: the token it comes with (its
-    /// `ath`); `require_nonce`: the token endpoint wants one.
+    /// `ath`); `require_nonce`: the token and PAR endpoints want one.
     /// Counted in `oauth_proofs_total{kind="dpop"}`.
     pub async fn check_dpop_proof(
         &self,

@@ -26,6 +26,8 @@ pub struct AuthCode {
     pub amr: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The DPoP key the exchange must prove (`dpop_jkt`, RFC 9449 §10), if any.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What presenting a code found.

@@ -74,8 +74,13 @@ const sent = [];
 function recording(cfg) {
   cfg[oc.customFetch] = async (url, options) => {
     const res = await fetch(url, options);
-    if (String(url).endsWith('/oauth2/token')) {
-      sent.push({ body: String(options.body), status: res.status, error: res.status >= 400 ? (await res.clone().json()).error : undefined });
+    if (String(url).endsWith('/oauth2/token') || String(url).endsWith('/oauth2/par')) {
+      sent.push({
+        endpoint: new URL(url).pathname,
+        body: String(options.body),
+        status: res.status,
+        error: res.status >= 400 ? (await res.clone().json()).error : undefined,
+      });
     }
     return res;
   };
@@ -143,8 +148,12 @@ try {
 
   let callback;
   let parUrl;
-  await step('PAR (private_key_jwt at /oauth2/par) → request_uri → sign-in → consent → code', async () => {
-    parUrl = await oc.buildAuthorizationUrlWithPAR(cfg, request);
+  await step('PAR (private_key_jwt and a DPoP proof at /oauth2/par) → request_uri → sign-in → consent → code', async () => {
+    sent.length = 0;
+    parUrl = await oc.buildAuthorizationUrlWithPAR(cfg, request, { DPoP: dpop });
+    // The proof binds the code to the key (RFC 9449 §10), after the nonce dance.
+    assert.deepEqual(sent.map((s) => [s.endpoint, s.status, s.error]),
+      [['/oauth2/par', 400, 'use_dpop_nonce'], ['/oauth2/par', 201, undefined]]);
     assert.deepEqual([...parUrl.searchParams.keys()].sort(), ['client_id', 'request_uri']);
     assert.match(parUrl.searchParams.get('request_uri'), /^urn:ietf:params:oauth:request_uri:/);
     let page = await browser.open(parUrl.toString());
@@ -169,7 +178,8 @@ try {
     tokens = await oc.authorizationCodeGrant(cfg, callback, {
       pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
     }, undefined, { DPoP: dpop });
-    assert.deepEqual(sent.map((s) => [s.status, s.error]), [[400, 'use_dpop_nonce'], [200, undefined]]);
+    // The nonce from PAR is still good: no second dance.
+    assert.deepEqual(sent.map((s) => [s.endpoint, s.status, s.error]), [['/oauth2/token', 200, undefined]]);
     assert.equal(tokens.token_type.toLowerCase(), 'dpop');
     assert.equal(tokens.claims().sub, USER_ID);
     assert.equal(payload(tokens.access_token).cnf.jkt, jkt);

@@ -1,5 +1,6 @@
 //! `POST /oauth2/par` (RFC 9126): an authorization request pushed by an authenticated
-//! client, answered with 201 `{request_uri, expires_in}`; errors in RFC 6749 JSON.
+//! client (with a `DPoP` proof, the code is bound to its key), answered with 201
+//! `{request_uri, expires_in}`; errors in RFC 6749 JSON.
 
 use super::endpoints::{client_credentials, form_pairs};
 use super::{no_store, OAuthJson};
@@ -36,9 +37,10 @@ pub(crate) async fn push_authorization_request(
         }
         let params: AuthorizeParams = serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|_| OAuthError::invalid_request("the request is malformed"))?;
+        let dpop = super::endpoints::dpop_header(&headers)?;
         state
             .service
-            .push_authorization_request(creds, params)
+            .push_authorization_request(creds, params, dpop.as_deref())
             .await
     }
     .await;

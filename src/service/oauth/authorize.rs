@@ -41,6 +41,9 @@ pub struct AuthorizeParams {
     pub request: Option<String>,
     pub request_uri: Option<String>,
     pub response_mode: Option<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10); set by a
+    /// proof sent to `/oauth2/par`, or sent here.
+    pub dpop_jkt: Option<String>,
     /// The request came from `/oauth2/par` (RFC 9126). Set by the server only: a query or
     /// form gives strings, which [`only_true`] never reads as `true`; a sealed request
     /// keeps it.
@@ -70,6 +73,7 @@ pub(super) struct Checked {
     pub(super) prompt_login: bool,
     pub(super) prompt_consent: bool,
     pub(super) max_age: Option<i64>,
+    pub(super) dpop_jkt: Option<String>,
 }
 
 /// Why the request cannot go on.
@@ -284,6 +288,17 @@ impl Service {
                 _ => return fail("invalid_request", "max_age must be a number of seconds"),
             },
         };
+        let dpop_jkt = p.dpop_jkt.clone().filter(|j| !j.is_empty());
+        if dpop_jkt
+            .as_deref()
+            .is_some_and(|j| !valid_code_challenge(j))
+        {
+            // A thumbprint has the shape of an S256 challenge: 43 base64url characters.
+            return fail(
+                "invalid_request",
+                "dpop_jkt is not a JWK SHA-256 thumbprint (43 base64url characters)",
+            );
+        }
         let scope = Scopes::parse(p.scope.as_deref().unwrap_or(""))
             .intersect(&client.scopes)
             .within_tier(client.max_tier);
@@ -297,6 +312,7 @@ impl Service {
             prompt_login: prompts.contains(&"login"),
             prompt_consent: prompts.contains(&"consent"),
             max_age,
+            dpop_jkt,
             client,
         })
     }

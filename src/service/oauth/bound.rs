@@ -1,4 +1,5 @@
-//! DPoP (RFC 9449) at the token endpoint: the proof of a request (with a server nonce), what a `dpop_bound_access_tokens` client must send, and the binding of an OAuth
+//! DPoP (RFC 9449) at the token and PAR endpoints: the proof of a request (with a server
+//! nonce), what a `dpop_bound_access_tokens` client must send, and the binding of an OAuth
 //! session's refresh token to the key of the code exchange that started it.
 //!
 //! A token request with a valid proof gets tokens bound to the proof's key (`cnf.jkt`,

@@ -128,6 +128,7 @@ impl Service {
                 amr,
                 created_at: now,
                 expires_at: now + CODE_TTL,
+                dpop_jkt: c.dpop_jkt.clone(),
             })
             .await?;
         Ok(with_query(

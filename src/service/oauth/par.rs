@@ -31,12 +31,27 @@ pub struct Pushed {
 impl Service {
     /// `POST /oauth2/par`: authenticates the client, checks the request, stores it.
     #[tracing::instrument(skip_all)]
+    /// `dpop`: a DPoP proof sent along binds the code to its key (RFC 9449 §10).
     pub async fn push_authorization_request(
         &self,
         creds: ClientCredentials,
         mut params: AuthorizeParams,
+        dpop: Option<&str>,
     ) -> Result<Pushed, OAuthError> {
         let client = self.authenticate_client(&creds).await?;
+        if let Some(proof) = dpop {
+            let jkt = self
+                .endpoint_dpop(&client, Some(proof), "/oauth2/par")
+                .await?;
+            if params.dpop_jkt.is_some() && params.dpop_jkt != jkt {
+                return Err(OAuthError::new(
+                    400,
+                    "invalid_dpop_proof",
+                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                ));
+            }
+            params.dpop_jkt = jkt;
+        }
         if params.request_uri.is_some() {
             return Err(OAuthError::invalid_request(
                 "request_uri cannot be pushed (RFC 9126 §2.1)",

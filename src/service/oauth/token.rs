@@ -171,6 +171,15 @@ impl Service {
                 "the code was issued to another client",
             ));
         }
+        if let Some(bound) = code.dpop_jkt.as_deref() {
+            if p.dpop_jkt.as_deref() != Some(bound) {
+                return Err(OAuthError::new(
+                    400,
+                    "invalid_dpop_proof",
+                    "the code is bound to a DPoP key (dpop_jkt): the exchange needs a proof by it",
+                ));
+            }
+        }
         if p.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the one of the authorization request",

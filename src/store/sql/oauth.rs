@@ -19,7 +19,7 @@ const CLIENT_COLS: &str = "client_id, name, secret_hash, client_type, redirect_u
      require_pushed_authorization_requests, dpop_bound_access_tokens";
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
-     auth_time, amr, created_at, expires_at";
+     auth_time, amr, created_at, expires_at, dpop_jkt";
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -94,6 +94,7 @@ fn code_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<AuthCode> {
         amr: parse_list(&amr, "amr")?,
         created_at: from_ms(row.col("created_at")?),
         expires_at: from_ms(row.col("expires_at")?),
+        dpop_jkt: row.col("dpop_jkt")?,
     })
 }
 
@@ -257,7 +258,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO oauth_codes ({CODE_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         sqlx::query::<DB>(&sql)
             .arg(c.hash.as_slice())
@@ -271,6 +272,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(json_list(&c.amr))
             .arg(ms(c.created_at))
             .arg(ms(c.expires_at))
+            .arg(c.dpop_jkt.as_deref())
             .run(&mut *self.writer().await?)
             .await?;
         Ok(())

@@ -199,3 +199,71 @@ async fn the_console_form_sets_the_finance_grade_fields() {
         bad.html
     );
 }
+
+#[tokio::test]
+async fn a_code_bound_with_dpop_jkt_needs_a_proof_by_that_key() {
+    let app = spawn_provider(|s| s).await;
+    let (email, _) = user(&app).await;
+    let (id, secret) = confidential_client(&app).await;
+    let (bound, other) = (DpopKey::new(), DpopKey::new());
+    let token_url = format!("{}/oauth2/token", app.base);
+    let mut agent = Agent::new(&app);
+    let mut exchange_with = async |key: &DpopKey| {
+        let (verifier, challenge) = pkce();
+        let extra = format!("&dpop_jkt={}", bound.jkt());
+        let mut page = agent
+            .open(&authorize_url(&id, "openid", &challenge, &extra))
+            .await;
+        if page.location.is_none() && page.text.contains("id=\"login-form\"") {
+            page = agent.sign_in(page, &email).await;
+        }
+        if page.location.is_none() && page.text.contains("/oauth2/consent") {
+            page = agent.consent(&page, true).await;
+        }
+        let code = query_of(&page.location.expect("a code"))["code"].clone();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let mut nonce = None;
+        loop {
+            let proof = key.proof("POST", &token_url, None, nonce.as_deref());
+            let r = app
+                .client
+                .post(&token_url)
+                .basic_auth(&id, Some(&secret))
+                .header("dpop", proof)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let r = into_resp(r).await;
+            if r.body["error"] == "use_dpop_nonce" && nonce.is_none() {
+                nonce = r.header("dpop-nonce");
+                continue;
+            }
+            return r;
+        }
+    };
+    let r = exchange_with(&other).await;
+    r.assert(400, None);
+    assert_eq!(r.body["error"], "invalid_dpop_proof");
+    assert!(r.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("dpop_jkt"));
+    let r = exchange_with(&bound).await;
+    r.assert(200, None);
+    assert_eq!(r.body["token_type"], "DPoP");
+    // A malformed dpop_jkt is refused at the authorization request.
+    let (_, challenge) = pkce();
+    let page = agent
+        .open(&authorize_url(&id, "openid", &challenge, "&dpop_jkt=short"))
+        .await;
+    assert_eq!(
+        query_of(&page.location.unwrap())["error"],
+        "invalid_request"
+    );
+}

@@ -24,3 +24,7 @@ CREATE INDEX oauth_par_requests_by_expiry ON oauth_par_requests (expires_at);
 -- The JWK thumbprint (RFC 7638) an OAuth session's tokens are bound to: its refresh token
 -- needs a proof with that key.
 ALTER TABLE oauth_sessions ADD COLUMN dpop_jkt TEXT;
+
+-- The key a code is bound to (`dpop_jkt` at PAR or authorize, RFC 9449 §10): its
+-- exchange needs a proof by that key.
+ALTER TABLE oauth_codes ADD COLUMN dpop_jkt TEXT;
