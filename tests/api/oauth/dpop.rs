@@ -67,6 +67,14 @@ async fn a_bound_user_token_needs_its_proof_on_the_api_and_the_websocket() {
     with_proof(key.proof("GET", &elsewhere, Some(at), None))
         .await
         .assert(401, Some("invalid_dpop_proof"));
+    let stale = chrono::Utc::now().timestamp() - 120;
+    let r = with_proof(key.proof_at(stale, "GET", &me_url, Some(at), None)).await;
+    r.assert(401, Some("invalid_dpop_proof"));
+    assert!(
+        r.body["error"].as_str().unwrap().contains("iat"),
+        "{}",
+        r.text
+    );
 
     // The WebSocket: not as a query token, nor as a bearer header...
     let ws = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
@@ -106,9 +114,9 @@ async fn a_bound_user_token_needs_its_proof_on_the_api_and_the_websocket() {
     assert_eq!(msg["type"], "welcome", "{msg}");
 
     // Every proof was counted: the nonce asked for, the exchange, /me and the socket
-    // accepted, the proof for another URL refused.
+    // accepted, the proofs for another URL and from two minutes ago refused.
     let metrics = app.get("/metrics").await.text;
-    for (outcome, n) in [("use_nonce", 1), ("accepted", 3), ("invalid", 1)] {
+    for (outcome, n) in [("use_nonce", 1), ("accepted", 3), ("invalid", 2)] {
         let line = format!("oauth_proofs_total{{kind=\"dpop\",outcome=\"{outcome}\"}} {n}");
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }

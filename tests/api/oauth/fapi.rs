@@ -42,12 +42,24 @@ impl DpopKey {
 
     /// A proof for `htm` `htu`, with the access token's hash and a nonce when given.
     pub fn proof(&self, htm: &str, htu: &str, token: Option<&str>, nonce: Option<&str>) -> String {
+        self.proof_at(chrono::Utc::now().timestamp(), htm, htu, token, nonce)
+    }
+
+    /// A proof made at `iat`.
+    pub fn proof_at(
+        &self,
+        iat: i64,
+        htm: &str,
+        htu: &str,
+        token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> String {
         let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
         let mut claims = json!({
             "jti": uuid::Uuid::new_v4().to_string(),
             "htm": htm,
             "htu": htu,
-            "iat": chrono::Utc::now().timestamp(),
+            "iat": iat,
         });
         if let Some(t) = token {
             use sha2::Digest;
