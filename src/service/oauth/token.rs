@@ -241,6 +241,7 @@ impl Service {
                     "grant_type": "authorization_code",
                     "session_id": sid,
                     "scope": link.scope.to_param(),
+                    "dpop_jkt": link.dpop_jkt,
                 })),
         )
         .await;
@@ -416,6 +417,7 @@ impl Service {
                     "client_id": client.client_id,
                     "grant_type": "client_credentials",
                     "scope": scope_param,
+                    "dpop_jkt": p.dpop_jkt,
                 })),
         )
         .await;

@@ -265,6 +265,18 @@ async fn a_code_bound_with_dpop_jkt_needs_a_proof_by_that_key() {
     let r = exchange_with(&bound).await;
     r.assert(200, None);
     assert_eq!(r.body["token_type"], "DPoP");
+    // The audit trail says which key the tokens went to.
+    let audit = app
+        .get_auth("/api/v1/admin/audit", &admin_token(&app).await)
+        .await;
+    let issued: Vec<&Value> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "oauth.token_issued")
+        .collect();
+    assert_eq!(issued.len(), 1, "{}", audit.text);
+    assert_eq!(issued[0]["details"]["dpop_jkt"], bound.jkt());
     // A malformed dpop_jkt is refused at the authorization request.
     let (_, challenge) = pkce();
     let page = agent
