@@ -73,6 +73,18 @@ pub enum ClientCommand {
         /// A post-logout redirect URI (repeat for more).
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+        #[arg(long)]
+        token_endpoint_auth_method: Option<String>,
+        /// Where a private_key_jwt client publishes its JWK set (https).
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// Authorization requests only through /oauth2/par (RFC 9126).
+        #[arg(long)]
+        require_par: bool,
+        /// Every token request must carry a DPoP proof (RFC 9449).
+        #[arg(long)]
+        dpop_bound: bool,
     },
     /// List the clients as JSON lines.
     List,
@@ -202,6 +214,10 @@ async fn client_command(service: &Arc<Service>, cmd: ClientCommand) -> anyhow::R
             max_tier,
             grant_types,
             post_logout_redirect_uris,
+            token_endpoint_auth_method,
+            jwks_uri,
+            require_par,
+            dpop_bound,
         } => {
             let input = crate::service::oauth::ClientInput {
                 name: Some(name),
@@ -213,6 +229,10 @@ async fn client_command(service: &Arc<Service>, cmd: ClientCommand) -> anyhow::R
                 max_tier,
                 first_party: Some(first_party),
                 id_token_signed_response_alg: None,
+                token_endpoint_auth_method,
+                jwks_uri,
+                require_pushed_authorization_requests: Some(require_par),
+                dpop_bound_access_tokens: Some(dpop_bound),
                 ..Default::default()
             };
             let (client, secret) = service

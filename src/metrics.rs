@@ -54,7 +54,21 @@ pub struct Metrics {
     /// Finished passkey ceremonies by ceremony (`register`, `login`) and outcome
     /// (`succeeded`, or the error code answered).
     pub passkeys: IntCounterVec,
+    /// DPoP proofs and `private_key_jwt` client assertions by kind (`dpop`,
+    /// `client_assertion`) and outcome: `accepted`, `replayed`, `use_nonce` (DPoP: a
+    /// nonce was asked for), `invalid` (every other refusal), `unavailable` (the replay
+    /// cache could not answer).
+    pub oauth_proofs: IntCounterVec,
 }
+
+/// The outcomes counted in `oauth_proofs_total`.
+pub const PROOF_OUTCOMES: [&str; 5] = [
+    "accepted",
+    "replayed",
+    "use_nonce",
+    "invalid",
+    "unavailable",
+];
 
 /// The outcomes of a signed request, counted in `signed_requests_total`.
 pub const SIGNED_OUTCOMES: [&str; 5] =
@@ -148,6 +162,14 @@ impl Metrics {
             &["ceremony", "outcome"],
         )
         .expect("valid metric");
+        let oauth_proofs = IntCounterVec::new(
+            Opts::new(
+                "oauth_proofs_total",
+                "DPoP proofs and private_key_jwt client assertions by kind and outcome",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -162,6 +184,7 @@ impl Metrics {
             Box::new(csrf_refusals.clone()),
             Box::new(signed_requests.clone()),
             Box::new(passkeys.clone()),
+            Box::new(oauth_proofs.clone()),
         ] {
             registry.register(c).expect("metrics register once");
         }
@@ -182,6 +205,11 @@ impl Metrics {
         for ceremony in ["register", "login"] {
             passkeys.with_label_values(&[ceremony, "succeeded"]);
         }
+        for kind in ["dpop", "client_assertion"] {
+            for outcome in PROOF_OUTCOMES {
+                oauth_proofs.with_label_values(&[kind, outcome]);
+            }
+        }
         Self {
             registry,
             requests,
@@ -197,6 +225,7 @@ impl Metrics {
             csrf_refusals,
             signed_requests,
             passkeys,
+            oauth_proofs,
         }
     }
 

@@ -6,6 +6,7 @@
 //! they hold (parse, don't validate). Time is always passed in, never read here.
 
 pub mod audit;
+pub mod fapi;
 pub mod lockout;
 pub mod network;
 pub mod oauth;

@@ -214,6 +214,8 @@ pub struct OAuthClient {
     /// OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed when one of
     /// this client's sessions ends (`backchannel_logout_session_required` is always true).
     pub backchannel_logout_uri: Option<String>,
+    /// Client authentication, PAR and DPoP settings ([`super::fapi`]).
+    pub fapi: super::fapi::ClientFapi,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

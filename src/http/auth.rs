@@ -19,6 +19,7 @@ use super::state::AppState;
 use super::views::{CookieTokenBody, EventBody, ListBody, SessionBody, UserBody};
 use crate::domain::Tier;
 use crate::service::auth::Issued;
+use crate::service::dpop::DpopSubject;
 use crate::service::{Caller, Error, RequestContext};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -356,19 +357,33 @@ async fn verify(
 ) -> ApiResult<Response> {
     let credentials = Credentials::from_headers(headers, &state.cookies())
         .or_query_token(q.token.as_deref())
-        .or_signature(headers, || signed_original(state, headers, original));
-    let (caller, signed): (Caller, _) =
-        match credentials.resolve_signed(&state.service, || ctx.ip).await {
-            Ok(found) => found,
-            // An OAuth client-credentials token: a client, no user.
-            Err(Error::ClientNotAllowed) => {
-                let Credentials::Bearer(token) = credentials else {
-                    return Err(Error::ClientNotAllowed.into());
-                };
-                return verified_client(state.service.check_client_token(token)?, q);
+        .or_signature(headers, || original.view(state, headers));
+    let found = match credentials {
+        // Checked here, once: a proof is single-use, whatever the token names.
+        Credentials::Dpop { token, request } => {
+            let (proof, target) = super::credentials::dpop_parts(request)?;
+            match state
+                .service
+                .check_dpop_subject(token, proof, &target)
+                .await?
+            {
+                DpopSubject::User(caller) => Ok((caller, None)),
+                DpopSubject::Client(c) => return verified_client(c, q),
             }
-            Err(e) => return Err(e.into()),
-        };
+        }
+        other => other.resolve_signed(&state.service, || ctx.ip).await,
+    };
+    let (caller, signed): (Caller, _) = match found {
+        Ok(found) => found,
+        // An OAuth client-credentials token: a client, no user.
+        Err(Error::ClientNotAllowed) => {
+            let Credentials::Bearer(token) = credentials else {
+                return Err(Error::ClientNotAllowed.into());
+            };
+            return verified_client(state.service.check_client_token(token)?, q);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A proxy that forwards the body (Traefik `forwardBody`, Envoy `with_request_body`):
     // tradeauth compares the bytes with the signed `Content-Digest` itself.
     if let Some(s) = &signed {
@@ -449,40 +464,4 @@ fn verified_client(
         HeaderValue::from_static(client.tier.role().as_str()),
     );
     Ok(res)
-}
-
-/// The signed request a forward-auth call asks about: the original method, URI and host
-/// (from a trusted proxy, else the call itself), the call's headers (the proxy passes the
-/// client's `Signature`, `Signature-Input`, `Content-Digest`, `Content-Type` on), and
-/// whether the original had a body: nginx's sub-request has none, so the proxy says so
-/// in `X-Original-Content-Length` (see deploy/nginx-forward-auth.conf).
-fn signed_original<'a>(
-    state: &'a AppState,
-    headers: &'a HeaderMap,
-    original: &'a OriginalRequest,
-) -> crate::service::signatures::RequestView<'a> {
-    use crate::service::signatures::RequestView;
-    let (path, query) = RequestView::split_target(&original.uri);
-    let announced = original.from_proxy
-        && headers
-            .get("x-original-content-length")
-            .is_some_and(|v| !matches!(v.as_bytes().trim_ascii(), b"" | b"0"));
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .map(|v| v.as_bytes())
-        .filter(|_| original.from_proxy)
-    {
-        Some(b"https") => "https",
-        Some(b"http") => "http",
-        _ => super::extract::public_scheme(&state.service),
-    };
-    RequestView {
-        method: original.method.as_str(),
-        scheme,
-        authority: original.host.as_deref().unwrap_or_default(),
-        path,
-        query,
-        headers,
-        has_body: announced || RequestView::body_indicated(headers),
-    }
 }

@@ -75,6 +75,7 @@ pub fn status(error: &Error) -> StatusCode {
         PasskeyExists => StatusCode::CONFLICT,
         PasskeyLimit { .. } | LastCredential => StatusCode::UNPROCESSABLE_ENTITY,
         ReauthenticationRequired => StatusCode::FORBIDDEN,
+        InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
     }
 }
 

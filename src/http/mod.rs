@@ -19,6 +19,7 @@ pub mod admin;
 pub mod apikeys;
 pub mod auth;
 pub mod cookies;
+pub mod credentials;
 pub mod csrf;
 pub mod dialect;
 pub mod error;

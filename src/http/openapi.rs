@@ -62,6 +62,7 @@ impl Modify for Security {
         super::oauth::clients::rotate_client_secret, super::oauth::clients::delete_client,
         super::oauth::clients::list_grants, super::oauth::clients::revoke_grant,
         super::oauth::endpoints::issue_tokens, super::oauth::device::authorize_device,
+        super::oauth::par::push_authorization_request,
         super::signed::server_time,
         super::passkeys::start_registration, super::passkeys::finish_registration,
         super::passkeys::list_passkeys, super::passkeys::rename_passkey,

@@ -60,6 +60,45 @@ impl OriginalRequest {
     }
 }
 
+impl OriginalRequest {
+    /// The request a forward-auth call asks about, as its signature or DPoP proof signs it: the original method, URI and host
+    /// (from a trusted proxy, else the call itself), the call's headers (the proxy passes the
+    /// client's `Signature`, `Signature-Input`, `Content-Digest`, `Content-Type` on), and
+    /// whether the original had a body: nginx's sub-request has none, so the proxy says so
+    /// in `X-Original-Content-Length` (see deploy/nginx-forward-auth.conf).
+    pub fn view<'a>(
+        &'a self,
+        state: &'a crate::http::state::AppState,
+        headers: &'a HeaderMap,
+    ) -> crate::service::signatures::RequestView<'a> {
+        let original = self;
+        use crate::service::signatures::RequestView;
+        let (path, query) = RequestView::split_target(&original.uri);
+        let announced = original.from_proxy
+            && headers
+                .get("x-original-content-length")
+                .is_some_and(|v| !matches!(v.as_bytes().trim_ascii(), b"" | b"0"));
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .map(|v| v.as_bytes())
+            .filter(|_| original.from_proxy)
+        {
+            Some(b"https") => "https",
+            Some(b"http") => "http",
+            _ => crate::http::extract::public_scheme(&state.service),
+        };
+        RequestView {
+            method: original.method.as_str(),
+            scheme,
+            authority: original.host.as_deref().unwrap_or_default(),
+            path,
+            query,
+            headers,
+            has_body: announced || RequestView::body_indicated(headers),
+        }
+    }
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)

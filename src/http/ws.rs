@@ -14,6 +14,7 @@ use super::extract::{AppQuery, Credentials};
 use super::state::{AppState, Slot};
 use super::views::EventBody;
 use crate::domain::UserId;
+use crate::service::dpop::DpopSubject;
 use crate::service::{Caller, Credential, Error};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -41,6 +42,7 @@ pub struct WsQuery {
 #[utoipa::path(get, path = "/api/v1/ws", tag = "websocket", params(("token" = String, Query, description = "access token")), responses((status = 101, description = "upgraded to a WebSocket"), super::views::CallerErrors), security(("bearer" = []), ("api_key" = [])))]
 pub(crate) async fn connect_socket(
     State(state): State<AppState>,
+    parts: axum::http::request::Parts,
     headers: HeaderMap,
     AppQuery(q): AppQuery<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -53,6 +55,21 @@ pub(crate) async fn connect_socket(
         Credentials::from_headers(&headers, &state.cookies()),
     ) {
         (Some(t), _) | (None, Credentials::Bearer(t)) => t,
+        // A DPoP-bound token (from a client that can set headers on the handshake): its
+        // proof signs `GET` of this URL; `reauth` takes bearer tokens only.
+        (None, Credentials::Dpop { token, .. }) => {
+            let view = super::extract::own_request(&parts, &state.service);
+            let (proof, target) = super::credentials::dpop_parts(Some(view))?;
+            let caller = match state
+                .service
+                .check_dpop_subject(token, proof, &target)
+                .await?
+            {
+                DpopSubject::User(c) => c,
+                DpopSubject::Client(_) => return Err(Error::ClientNotAllowed.into()),
+            };
+            return open_socket(state, caller, upgrade);
+        }
         (None, Credentials::Cookie(t)) => {
             csrf::check_origin(&headers, &state.service)?;
             t
@@ -60,6 +77,15 @@ pub(crate) async fn connect_socket(
         (None, _) => return Err(Error::MissingToken.into()),
     };
     let caller = state.service.check_access_token(token)?;
+    open_socket(state, caller, upgrade)
+}
+
+/// Upgrades the connection for `caller`, within the per-user cap.
+fn open_socket(
+    state: AppState,
+    caller: Caller,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
     let upgrade = upgrade.map_err(|e| Error::field("upgrade", e.body_text()))?;
     // The per-user cap is a rate limit: `rate_limit = off` lifts it with the others.
     let max = if state.service.config().rate_limit {

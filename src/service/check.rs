@@ -17,6 +17,10 @@ impl Service {
         if self.revocations.is_revoked(&claims.jti, &claims.sid) {
             return Err(Error::InvalidToken);
         }
+        // 4. a DPoP-bound token is no bearer token: it needs its proof (`service::dpop`).
+        if claims.cnf.is_some() {
+            return Err(dpop_needed());
+        }
         let tier = Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?;
         // An OAuth client-credentials token names a client, not a user: good for
         // forward-auth (`check_client_token`), refused where a user acts.
@@ -49,12 +53,27 @@ impl Service {
         if self.revocations.is_revoked(&claims.jti, &claims.sid) {
             return Err(Error::InvalidToken);
         }
-        match (claims.user(), claims.client_id) {
-            (None, Some(client_id)) if client_id == claims.sub => Ok(ClientCaller {
-                client_id,
-                tier: Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?,
-            }),
-            _ => Err(Error::InvalidToken),
+        if claims.cnf.is_some() {
+            return Err(dpop_needed());
         }
+        client_caller(claims)
+    }
+}
+
+/// The refusal of a DPoP-bound token presented as a bearer token.
+fn dpop_needed() -> Error {
+    Error::InvalidDpopProof(
+        "this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof".into(),
+    )
+}
+
+/// The client a client-credentials token names (`sub` = `client_id`, no user).
+pub(super) fn client_caller(claims: crate::tokens::AccessClaims) -> Result<ClientCaller> {
+    match (claims.user(), claims.client_id) {
+        (None, Some(client_id)) if client_id == claims.sub => Ok(ClientCaller {
+            client_id,
+            tier: Tier::new(claims.tier as i64).map_err(|_| Error::InvalidToken)?,
+        }),
+        _ => Err(Error::InvalidToken),
     }
 }

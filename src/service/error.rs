@@ -115,6 +115,10 @@ pub enum Error {
     LastCredential,
     #[error("please sign in again to confirm it is you, then retry")]
     ReauthenticationRequired,
+    /// A DPoP-bound token without a valid proof, or a proof that does not match (RFC
+    /// 9449 §7.1); the message says what.
+    #[error("{0}")]
+    InvalidDpopProof(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -168,6 +172,7 @@ impl Error {
             PasskeyLimit { .. } => "passkey_limit",
             LastCredential => "last_credential",
             ReauthenticationRequired => "reauthentication_required",
+            InvalidDpopProof(_) => "invalid_dpop_proof",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod background;
 pub mod bootstrap;
 pub mod check;
+pub mod dpop;
 pub mod error;
 pub mod gateway;
 pub mod keys;
@@ -235,8 +236,11 @@ pub struct Service {
     id_keys: oauth::IdKeys,
     /// Signing keys read in the last second (signed requests; see `signatures`).
     signing_keys: signatures::KeyCache,
-    /// Accepted signatures, each accepted once (in-process, or shared through Redis).
+    /// Accepted signatures, client assertions and DPoP proofs, each accepted once
+    /// (in-process, or shared through Redis).
     replay: crate::store::replay::DynReplayCache,
+    /// `private_key_jwt` clients' fetched `jwks_uri` key sets.
+    client_keys: oauth::jwks::JwksCache,
     /// The WebAuthn relying party; `None` when the RP ID is an IP address (browsers refuse
     /// those, so passkeys are off and their endpoints answer 404).
     webauthn: Option<webauthn::Passkeys>,
@@ -498,6 +502,7 @@ pub async fn build(
         id_keys,
         signing_keys: signatures::KeyCache::default(),
         replay,
+        client_keys: oauth::jwks::JwksCache::new()?,
         webauthn,
         passkey_decoy_key,
     }))

@@ -26,6 +26,8 @@ pub struct AuthCode {
     pub amr: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The DPoP key the exchange must prove (`dpop_jkt`, RFC 9449 §10), if any.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What presenting a code found.
@@ -47,6 +49,8 @@ pub struct OAuthSessionLink {
     pub scope: Scopes,
     pub auth_time: DateTime<Utc>,
     pub amr: Vec<String>,
+    /// The DPoP key (RFC 7638 thumbprint) its tokens are bound to, if any.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A user's remembered consent to a client.
@@ -118,4 +122,30 @@ pub trait OAuthStore: Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<Uuid>>>;
+}
+
+/// Pushed authorization requests (RFC 9126), in the database so that any instance can
+/// redeem what another stored (implemented in `sql/par.rs`).
+#[async_trait]
+pub trait PushedRequests: Send + Sync {
+    /// Records a pushed request under the hash of its `request_uri`.
+    async fn insert_par(&self, par: &PushedRequest) -> StoreResult<()>;
+    /// Uses the pushed request `hash` if it is live and unused, atomically: of two
+    /// redemptions, on any instance, one gets it.
+    async fn redeem_par(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PushedRequest>>;
+}
+
+/// A pushed authorization request as stored.
+#[derive(Debug, Clone)]
+pub struct PushedRequest {
+    pub hash: Vec<u8>,
+    pub client_id: String,
+    /// The authorization parameters, as JSON.
+    pub params: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }

@@ -27,6 +27,7 @@ pub trait Store:
     + IdempotencyStore
     + super::oauth::OAuthStore
     + super::grants::GrantStore
+    + super::oauth::PushedRequests
     + PasskeyStore
     + 'static
 {

@@ -44,6 +44,17 @@ pub struct AccessClaims {
     /// subject token's own `act` when it had one. Absent on every other token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6): only a request with a proof
+    /// signed by that key may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The RFC 7638 thumbprint (SHA-256, base64url) of the DPoP public key.
+    pub jkt: String,
 }
 
 impl AccessClaims {
@@ -124,7 +135,24 @@ impl TokenIssuer {
         exp: DateTime<Utc>,
         client: Option<(&str, &str)>,
     ) -> anyhow::Result<(String, AccessClaims)> {
-        self.sign_claims(sub.to_string(), sid, tier, now, exp, client)
+        self.sign_claims(sub.to_string(), sid, tier, now, exp, client, None)
+    }
+
+    /// Signs an OAuth token for `sub` (a user id, or the client id of a
+    /// client-credentials token), bound to the DPoP key `jkt` when given (`cnf.jkt`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_oauth(
+        &self,
+        sub: String,
+        sid: Uuid,
+        tier: crate::domain::Tier,
+        now: DateTime<Utc>,
+        exp: DateTime<Utc>,
+        client: (&str, &str),
+        jkt: Option<&str>,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        let cnf = jkt.map(|j| Confirmation { jkt: j.to_string() });
+        self.sign_claims(sub, sid, tier, now, exp, Some(client), cnf)
     }
 
     /// Signs a client-credentials token: `sub` is the client id, no user.
@@ -144,9 +172,11 @@ impl TokenIssuer {
             now,
             exp,
             Some((client_id, scope)),
+            None,
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sign_claims(
         &self,
         sub: String,
@@ -155,6 +185,7 @@ impl TokenIssuer {
         now: DateTime<Utc>,
         exp: DateTime<Utc>,
         client: Option<(&str, &str)>,
+        cnf: Option<Confirmation>,
     ) -> anyhow::Result<(String, AccessClaims)> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -169,6 +200,7 @@ impl TokenIssuer {
             client_id: client.map(|(c, _)| c.to_string()),
             scope: client.map(|(_, s)| s.to_string()),
             act: None,
+            cnf,
         };
         self.sign_built(&claims).map(|t| (t, claims))
     }

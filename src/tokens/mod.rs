@@ -5,8 +5,10 @@
 
 pub mod apikey;
 pub mod csrf;
+pub mod dpop;
 pub mod httpsig;
 pub mod idtoken;
+pub mod jws;
 pub mod jwt;
 pub mod keys;
 pub mod refresh;

@@ -13,7 +13,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// A page session: signs in through the `/login` form; the cookie header and CSRF token.
-async fn sign_in(app: &TestApp, email: &str) -> (String, String) {
+pub(crate) async fn sign_in(app: &TestApp, email: &str) -> (String, String) {
     let r = no_redirects()
         .post(app.url("/login"))
         .header("sec-fetch-site", "same-origin")
@@ -36,14 +36,14 @@ async fn sign_in(app: &TestApp, email: &str) -> (String, String) {
     (cookies.join("; "), csrf)
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) html: String,
     headers: reqwest::header::HeaderMap,
 }
 
-async fn get(app: &TestApp, jar: &str, path: &str) -> Page {
+pub(crate) async fn get(app: &TestApp, jar: &str, path: &str) -> Page {
     let r = no_redirects()
         .get(app.url(path))
         .header("cookie", jar)
@@ -54,7 +54,7 @@ async fn get(app: &TestApp, jar: &str, path: &str) -> Page {
     page(r).await
 }
 
-async fn post(app: &TestApp, jar: &str, path: &str, form: &[(&str, &str)]) -> Page {
+pub(crate) async fn post(app: &TestApp, jar: &str, path: &str, form: &[(&str, &str)]) -> Page {
     let r = no_redirects()
         .post(app.url(path))
         .header("cookie", jar)

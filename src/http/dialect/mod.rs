@@ -231,7 +231,9 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         HeaderValue::from_static("application/json"),
     );
     if status == StatusCode::UNAUTHORIZED {
-        let value = if error.rejects_credential() {
+        let value = if let Error::InvalidDpopProof(_) = &error {
+            r#"DPoP realm="tradeauth", error="invalid_dpop_proof", algs="RS256 ES256 EdDSA Ed25519""#
+        } else if error.rejects_credential() {
             r#"Bearer realm="tradeauth", error="invalid_token""#
         } else {
             r#"Bearer realm="tradeauth""#

@@ -1,7 +1,7 @@
 //! The OAuth client registry (`/api/v1/admin/oauth-clients`, tier 4) and the caller's
 //! grants (`/api/v1/auth/oauth-grants`): native JSON, native errors.
 
-use crate::domain::oauth::{ClientType, OAuthClient};
+use crate::domain::oauth::OAuthClient;
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser, Ctx, MinTier};
 use crate::http::ratelimit::{limit_all, Class};
@@ -65,6 +65,18 @@ pub struct ClientRequest {
     backchannel_logout_uri: Option<String>,
     /// Accepted as `true` only: logout tokens always carry `sid`.
     backchannel_logout_session_required: Option<bool>,
+    /// `client_secret_basic` (default, confidential), `client_secret_post`,
+    /// `private_key_jwt` (with `jwks` or `jwks_uri`) or `none` (public).
+    token_endpoint_auth_method: Option<String>,
+    /// The client's public keys, a JWK set object (`{"keys": [...]}`), for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK set (https; http only on loopback).
+    jwks_uri: Option<String>,
+    /// Default false: when true, `/oauth2/authorize` takes only a `request_uri` from `/oauth2/par`.
+    require_pushed_authorization_requests: Option<bool>,
+    /// Default false: when true, every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 impl From<ClientRequest> for ClientInput {
@@ -81,6 +93,11 @@ impl From<ClientRequest> for ClientInput {
             id_token_signed_response_alg: r.id_token_signed_response_alg,
             backchannel_logout_uri: r.backchannel_logout_uri,
             backchannel_logout_session_required: r.backchannel_logout_session_required,
+            token_endpoint_auth_method: r.token_endpoint_auth_method,
+            jwks: r.jwks,
+            jwks_uri: r.jwks_uri,
+            require_pushed_authorization_requests: r.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: r.dpop_bound_access_tokens,
         }
     }
 }
@@ -98,7 +115,8 @@ pub struct ClientBody {
     max_tier: u8,
     first_party: bool,
     id_token_signed_response_alg: String,
-    /// `client_secret_basic` (also `client_secret_post`) or `none`.
+    /// `client_secret_basic` or `client_secret_post` (either secret method is accepted),
+    /// `private_key_jwt` or `none`.
     token_endpoint_auth_method: &'static str,
     /// Where logout tokens go (absent: none are sent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +124,13 @@ pub struct ClientBody {
     /// Always true when `backchannel_logout_uri` is set: logout tokens carry `sid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     backchannel_logout_session_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
+    require_pushed_authorization_requests: bool,
+    dpop_bound_access_tokens: bool,
     #[serde(serialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339")]
@@ -128,10 +153,11 @@ impl From<&OAuthClient> for ClientBody {
             max_tier: c.max_tier.get(),
             first_party: c.first_party,
             id_token_signed_response_alg: c.id_token_alg.clone(),
-            token_endpoint_auth_method: match c.client_type {
-                ClientType::Confidential => "client_secret_basic",
-                ClientType::Public => "none",
-            },
+            token_endpoint_auth_method: c.fapi.auth_method.as_str(),
+            jwks: c.fapi.jwks.clone(),
+            jwks_uri: c.fapi.jwks_uri.clone(),
+            require_pushed_authorization_requests: c.fapi.require_par,
+            dpop_bound_access_tokens: c.fapi.dpop_bound,
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.backchannel_logout_uri.as_ref().map(|_| true),
             created_at: c.created_at,

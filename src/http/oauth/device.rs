@@ -54,7 +54,7 @@ pub(crate) async fn authorize_device(
     let result = async {
         let map = form_pairs(&headers, &body)?;
         let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let creds = client_credentials(&headers, get("client_id"), get("client_secret"))?;
+        let creds = client_credentials(&headers, &map, "/oauth2/device_authorization")?;
         state
             .service
             .device_authorization(creds, get("scope"))

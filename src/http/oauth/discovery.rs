@@ -1,6 +1,7 @@
 //! The discovery documents: OpenID Connect Discovery 1.0 and RFC 8414, one issuer
 //! (`TRADEAUTH_OIDC_ISSUER`, exact, no trailing slash), endpoints under `/oauth2/`.
 
+use crate::domain::fapi::{ASSERTION_ALGS, AUTH_METHODS};
 use crate::domain::oauth::{DEVICE_CODE_GRANT, SCOPES, TOKEN_EXCHANGE_GRANT};
 use crate::http::state::AppState;
 use axum::extract::State;
@@ -48,9 +49,15 @@ fn metadata(state: &AppState) -> serde_json::Value {
         "backchannel_logout_session_supported": true,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": service.id_token_algs(),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "pushed_authorization_request_endpoint": at("/oauth2/par"),
+        "require_pushed_authorization_requests": false,
+        "dpop_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "amr",

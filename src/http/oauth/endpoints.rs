@@ -4,7 +4,7 @@ use super::{no_store, OAuthJson};
 use crate::http::extract::Ctx;
 use crate::http::ratelimit::{limited, Class};
 use crate::http::state::AppState;
-use crate::service::oauth::token::ClientCredentials;
+use crate::service::oauth::client_auth::ClientCredentials;
 use crate::service::oauth::{OAuthError, TokenParams};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -37,10 +37,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
 async fn token_form(
     headers: &HeaderMap,
     body: &[u8],
+    endpoint: &'static str,
 ) -> Result<(ClientCredentials, Option<String>), OAuthError> {
     let map = form_pairs(headers, body)?;
     let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let creds = client_credentials(headers, get("client_id"), get("client_secret"))?;
+    let creds = client_credentials(headers, &map, endpoint)?;
     Ok((creds, get("token")))
 }
 
@@ -51,7 +52,7 @@ async fn introspect_token(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (creds, token) = token_form(&headers, &body).await?;
+        let (creds, token) = token_form(&headers, &body, "/oauth2/introspect").await?;
         state.service.introspect(creds, token).await
     }
     .await;
@@ -73,7 +74,7 @@ async fn revoke_token(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (creds, token) = token_form(&headers, &body).await?;
+        let (creds, token) = token_form(&headers, &body, "/oauth2/revoke").await?;
         state.service.revoke_token(creds, token, &ctx).await
     }
     .await;
@@ -122,8 +123,28 @@ pub(crate) fn form_pairs(
 }
 
 /// The client's credentials: HTTP Basic (`client_secret_basic`, each part form-encoded,
-/// RFC 6749 §2.3.1) or the form (`client_secret_post`, or `client_id` alone for `none`).
+/// RFC 6749 §2.3.1) or the form (`client_secret_post`, `client_id` alone for `none`, or
+/// `client_assertion_type` and `client_assertion` for `private_key_jwt`), as presented
+/// at `endpoint`.
 pub(crate) fn client_credentials(
+    headers: &HeaderMap,
+    form: &serde_json::Map<String, serde_json::Value>,
+    endpoint: &'static str,
+) -> Result<ClientCredentials, OAuthError> {
+    let get = |k: &str| form.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let mut creds = basic_or_form(headers, get("client_id"), get("client_secret"))?;
+    creds.assertion_type = get("client_assertion_type");
+    creds.assertion = get("client_assertion");
+    creds.endpoint = endpoint;
+    if creds.basic && creds.assertion.is_some() {
+        return Err(OAuthError::invalid_request(
+            "the client authenticated twice (HTTP Basic and client_assertion); use one method",
+        ));
+    }
+    Ok(creds)
+}
+
+fn basic_or_form(
     headers: &HeaderMap,
     form_id: Option<String>,
     form_secret: Option<String>,
@@ -141,7 +162,7 @@ pub(crate) fn client_credentials(
         return Ok(ClientCredentials {
             client_id: form_id,
             client_secret: form_secret,
-            basic: false,
+            ..Default::default()
         });
     };
     let bad = || {
@@ -173,6 +194,7 @@ pub(crate) fn client_credentials(
         client_id: Some(id),
         client_secret: Some(secret),
         basic: true,
+        ..Default::default()
     })
 }
 
@@ -186,13 +208,10 @@ pub(crate) async fn issue_tokens(
 ) -> Response {
     let result = async {
         let map = form_pairs(&headers, &body)?;
-        let params: TokenParams = serde_json::from_value(serde_json::Value::Object(map))
+        let creds = client_credentials(&headers, &map, "/oauth2/token")?;
+        let mut params: TokenParams = serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|_| OAuthError::invalid_request("the request is malformed"))?;
-        let creds = client_credentials(
-            &headers,
-            params.client_id.clone(),
-            params.client_secret.clone(),
-        )?;
+        params.dpop_proof = dpop_header(&headers)?;
         state.service.token_grant(params, creds, &ctx).await
     }
     .await;
@@ -200,7 +219,7 @@ pub(crate) async fn issue_tokens(
         Ok(t) => {
             let mut body = json!({
                 "access_token": t.access_token,
-                "token_type": "Bearer",
+                "token_type": if t.dpop_bound { "DPoP" } else { "Bearer" },
                 "expires_in": t.expires_in,
                 "scope": t.scope,
             });
@@ -221,17 +240,43 @@ pub(crate) async fn issue_tokens(
     }
 }
 
+/// The `DPoP` header of a request: at most one (RFC 9449 §4.3).
+pub(crate) fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let mut all = headers.get_all("dpop").iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(OAuthError::new(
+            400,
+            "invalid_dpop_proof",
+            "send one DPoP header, not several",
+        ));
+    }
+    first
+        .map(|v| {
+            v.to_str().map(str::to_string).map_err(|_| {
+                OAuthError::new(400, "invalid_dpop_proof", "the DPoP header is not text")
+            })
+        })
+        .transpose()
+}
+
 /// `GET` or `POST /oauth2/userinfo`: the bearer token in `Authorization`, or (`POST`) as
 /// `access_token` in a form body (RFC 6750 §2.2).
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// A DPoP-bound token comes as `Authorization: DPoP` with its proof (RFC 9449 §7).
+async fn userinfo(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut dpop = false;
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_string())
+            dpop = scheme.eq_ignore_ascii_case("dpop");
+            (scheme.eq_ignore_ascii_case("bearer") || dpop).then(|| rest.trim().to_string())
         });
     let from_body = if body.is_empty() {
         None
@@ -257,7 +302,30 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 .into_response()
         }
     };
-    match state.service.userinfo(&token).await {
+    if dpop {
+        let target = crate::service::dpop::ProofTarget {
+            method: method.to_string(),
+            url: format!("{}/oauth2/userinfo", state.service.config().oidc_issuer),
+        };
+        let proof = match dpop_header(&headers) {
+            Ok(p) => p,
+            Err(e) => return OAuthJson(e).into_response(),
+        };
+        if let Err(e) = state
+            .service
+            .check_dpop_token(&token, proof.as_deref(), &target)
+            .await
+        {
+            let e = match e {
+                crate::service::Error::InvalidDpopProof(m) => {
+                    OAuthError::new(401, "invalid_dpop_proof", m)
+                }
+                _ => OAuthError::invalid_token("the access token is invalid or expired"),
+            };
+            return OAuthJson(e).into_response();
+        }
+    }
+    match state.service.userinfo(&token, dpop).await {
         Ok(claims) => {
             let mut res = Json(claims).into_response();
             no_store(res.headers_mut());

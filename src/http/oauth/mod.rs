@@ -4,8 +4,9 @@
 //!   `/.well-known/oauth-authorization-server`;
 //! - `flow`: `/oauth2/authorize` (GET and POST), its sign-in return path and the consent
 //!   page — HTML, through the hosted login page;
-//! - `endpoints`: `/oauth2/token` and `/oauth2/userinfo`;
+//! - `endpoints`: `/oauth2/token`, `/oauth2/userinfo`, introspection and revocation;
 //! - `device`: `/oauth2/device_authorization` and the `/device` pages (RFC 8628);
+//! - `par`: `/oauth2/par` (pushed authorization requests, RFC 9126);
 //! - `clients`: the tier-4 client registry under `/api/v1/admin/oauth-clients`, and the
 //!   user's grants under `/api/v1/auth/oauth-grants` (native JSON and errors).
 //!
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod docs;
 pub mod endpoints;
 pub mod flow;
+pub mod par;
 
 use super::state::AppState;
 use crate::service::oauth::OAuthError;
@@ -39,6 +41,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let json = Router::new()
         .merge(endpoints::router(state))
         .merge(device::api_router(state))
+        .merge(par::router(state))
         .merge(discovery::router())
         .route("/oauth2/{*rest}", axum::routing::any(unknown_endpoint))
         .layer(middleware::from_fn(oauth_errors));
@@ -69,7 +72,16 @@ impl IntoResponse for OAuthJson {
         let h = res.headers_mut();
         no_store(h);
         let quote = |s: &str| s.replace(['"', '\\'], "'");
-        if e.error == "invalid_token" || e.error == "insufficient_scope" {
+        if e.error == "invalid_dpop_proof" && e.status == 401 {
+            let value = format!(
+                "DPoP realm=\"tradeauth\", error=\"invalid_dpop_proof\", algs=\"RS256 ES256 EdDSA Ed25519\", \
+                 error_description=\"{}\"",
+                quote(&e.description)
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        } else if e.error == "invalid_token" || e.error == "insufficient_scope" {
             let value = format!(
                 "Bearer realm=\"tradeauth\", error=\"{}\", error_description=\"{}\"",
                 e.error,
@@ -78,13 +90,25 @@ impl IntoResponse for OAuthJson {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
-        } else if e.status == 401 {
-            let value = if e.basic_challenge {
-                "Basic realm=\"tradeauth\""
-            } else {
-                "Bearer realm=\"tradeauth\""
-            };
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        } else if e.status == 401 && e.basic_challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tradeauth\""),
+            );
+        } else if e.status == 401 && e.error != "invalid_client" {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tradeauth\""),
+            );
+        }
+        // A client that did not authenticate with HTTP Basic (a secret in the form, an
+        // assertion) gets no challenge: RFC 6749 §5.2 asks for one only after the
+        // Authorization header, and a Bearer challenge would name a scheme no client uses
+        // at these endpoints.
+        if let Some(nonce) = e.dpop_nonce.as_deref() {
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                h.insert("dpop-nonce", v);
+            }
         }
         // A rate limit (429); the device grant's `slow_down` (400) means the interval.
         if e.error == "slow_down" && e.status == 429 {

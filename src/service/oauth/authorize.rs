@@ -1,5 +1,6 @@
 //! The authorization request (`/oauth2/authorize`): checking it, sending the user to sign
-//! in, asking consent, and issuing the code.
+//! in and to the consent page (the answer and the code: `consent`; a `request_uri`:
+//! `par`).
 //!
 //! An unknown client or a redirect URI that is not registered is an error *page*
 //! ([`AuthorizeError::Page`]): redirecting there would make tradeauth an open redirector.
@@ -12,16 +13,12 @@
 //! `max_age` can tell a sign-in that happened *after* the request from an older one
 //! without ever looping.
 
-use super::{hash, random_token};
 use crate::domain::oauth::{
     scope_description, valid_code_challenge, GrantType, OAuthClient, Scopes,
 };
-use crate::domain::AuditKind;
-use crate::service::{Audit, Caller, RequestContext, Service};
-use crate::store::oauth::{AuthCode, Consent};
+use crate::service::{Caller, RequestContext, Service};
 use chrono::{TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 const TICKET: &str = "oauth-authorize";
 /// How long a code lives (API.md: 60 s).
@@ -44,21 +41,39 @@ pub struct AuthorizeParams {
     pub request: Option<String>,
     pub request_uri: Option<String>,
     pub response_mode: Option<String>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10); set by a
+    /// proof sent to `/oauth2/par`, or sent here.
+    pub dpop_jkt: Option<String>,
+    /// The request came from `/oauth2/par` (RFC 9126). Set by the server only: a query or
+    /// form gives strings, which [`only_true`] never reads as `true`; a sealed request
+    /// keeps it.
+    #[serde(
+        default,
+        deserialize_with = "only_true",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub pushed: bool,
+}
+
+/// A JSON `true` is true; anything else (a string from a query) is false.
+fn only_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_bool() == Some(true))
 }
 
 /// A request checked against its client.
-struct Checked {
-    client: OAuthClient,
-    redirect_uri: String,
+pub(super) struct Checked {
+    pub(super) client: OAuthClient,
+    pub(super) redirect_uri: String,
     /// Known scopes asked for that the client may have, within its `max_tier`.
-    scope: Scopes,
-    state: Option<String>,
-    nonce: Option<String>,
-    code_challenge: String,
-    prompt_none: bool,
-    prompt_login: bool,
-    prompt_consent: bool,
-    max_age: Option<i64>,
+    pub(super) scope: Scopes,
+    pub(super) state: Option<String>,
+    pub(super) nonce: Option<String>,
+    pub(super) code_challenge: String,
+    pub(super) prompt_none: bool,
+    pub(super) prompt_login: bool,
+    pub(super) prompt_consent: bool,
+    pub(super) max_age: Option<i64>,
+    pub(super) dpop_jkt: Option<String>,
 }
 
 /// Why the request cannot go on.
@@ -96,15 +111,15 @@ pub enum Authorized {
 /// A request waiting for the user, sealed. No `Debug` needed.
 #[derive(Serialize, Deserialize)]
 pub struct Pending {
-    params: AuthorizeParams,
+    pub(super) params: AuthorizeParams,
     /// When the request was first made (epoch seconds).
-    requested_at: i64,
+    pub(super) requested_at: i64,
     /// On the consent form: the user it was shown to.
-    user: Option<uuid::Uuid>,
+    pub(super) user: Option<uuid::Uuid>,
 }
 
 /// `base` with `pairs` added to its query.
-fn with_query(base: &str, pairs: &[(&str, Option<&str>)]) -> String {
+pub(super) fn with_query(base: &str, pairs: &[(&str, Option<&str>)]) -> String {
     match url::Url::parse(base) {
         Ok(mut url) => {
             {
@@ -123,7 +138,7 @@ fn with_query(base: &str, pairs: &[(&str, Option<&str>)]) -> String {
 
 impl Service {
     /// The client's error redirect.
-    fn error_redirect(
+    pub(super) fn error_redirect(
         &self,
         redirect_uri: &str,
         state: Option<&str>,
@@ -143,7 +158,10 @@ impl Service {
 
     /// Checks the request against its client. Nothing is redirected until the client and
     /// the redirect URI are known to match.
-    async fn check_authorize(&self, p: &AuthorizeParams) -> Result<Checked, AuthorizeError> {
+    pub(super) async fn check_authorize(
+        &self,
+        p: &AuthorizeParams,
+    ) -> Result<Checked, AuthorizeError> {
         let page = |m: &str| Err(AuthorizeError::Page(m.to_string()));
         let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return page("The request has no client_id.");
@@ -181,7 +199,14 @@ impl Service {
         if p.request_uri.is_some() {
             return fail(
                 "request_uri_not_supported",
-                "the request_uri parameter is not supported",
+                "a request_uri must be one /oauth2/par issued",
+            );
+        }
+        if client.fapi.require_par && !p.pushed {
+            return fail(
+                "invalid_request",
+                "this client must push its authorization requests to /oauth2/par (RFC 9126) \
+                 and send only client_id and request_uri here",
             );
         }
         match p.response_type.as_deref() {
@@ -263,6 +288,17 @@ impl Service {
                 _ => return fail("invalid_request", "max_age must be a number of seconds"),
             },
         };
+        let dpop_jkt = p.dpop_jkt.clone().filter(|j| !j.is_empty());
+        if dpop_jkt
+            .as_deref()
+            .is_some_and(|j| !valid_code_challenge(j))
+        {
+            // A thumbprint has the shape of an S256 challenge: 43 base64url characters.
+            return fail(
+                "invalid_request",
+                "dpop_jkt is not a JWK SHA-256 thumbprint (43 base64url characters)",
+            );
+        }
         let scope = Scopes::parse(p.scope.as_deref().unwrap_or(""))
             .intersect(&client.scopes)
             .within_tier(client.max_tier);
@@ -276,6 +312,7 @@ impl Service {
             prompt_login: prompts.contains(&"login"),
             prompt_consent: prompts.contains(&"consent"),
             max_age,
+            dpop_jkt,
             client,
         })
     }
@@ -290,6 +327,7 @@ impl Service {
         caller: Option<&Caller>,
         ctx: &RequestContext,
     ) -> Result<Authorized, AuthorizeError> {
+        let params = self.resolve_request_uri(params).await?;
         let c = self.check_authorize(&params).await?;
         let now = Utc::now();
         let requested_at = requested_at.unwrap_or(now.timestamp());
@@ -399,136 +437,8 @@ impl Service {
         self.seal(TICKET, TimeDelta::minutes(10), &bytes)
     }
 
-    fn unseal_pending(&self, ticket: &str) -> Option<Pending> {
+    pub(super) fn unseal_pending(&self, ticket: &str) -> Option<Pending> {
         let bytes = self.unseal(TICKET, ticket)?;
         serde_json::from_slice(&bytes).ok()
-    }
-
-    /// The user's answer on the consent page: the URL to send the browser to.
-    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
-    pub async fn answer_consent(
-        &self,
-        ticket: &str,
-        allow: bool,
-        caller: &Caller,
-        ctx: &RequestContext,
-    ) -> Result<String, AuthorizeError> {
-        let Some(pending) = self.unseal_pending(ticket) else {
-            return Err(AuthorizeError::Page(
-                "The request took too long. Go back to the application and start again.".into(),
-            ));
-        };
-        if pending.user != Some(caller.user_id.0) {
-            return Err(AuthorizeError::Page(
-                "This consent form was shown to another account. Start again from the application."
-                    .into(),
-            ));
-        }
-        let c = self.check_authorize(&pending.params).await?;
-        let server_error = |e: crate::service::Error| {
-            tracing::error!(error = %e, "consent failed");
-            self.error_redirect(
-                &c.redirect_uri,
-                c.state.as_deref(),
-                "server_error",
-                "the request could not be completed; try again",
-            )
-        };
-        if !allow {
-            return Err(self.error_redirect(
-                &c.redirect_uri,
-                c.state.as_deref(),
-                "access_denied",
-                "the user denied the request",
-            ));
-        }
-        let user = self.user(caller.user_id).await.map_err(server_error)?;
-        let auth_time = match caller.session_id() {
-            Some(sid) => self
-                .store
-                .session_authenticated_at(sid)
-                .await
-                .map_err(|e| server_error(e.into()))?,
-            None => None,
-        };
-        let Some(auth_time) = auth_time else {
-            return Err(AuthorizeError::Page(
-                "Sign in again, then start over.".into(),
-            ));
-        };
-        let scope = c.scope.within_tier(user.tier);
-        let before = self
-            .store
-            .consent(user.id, &c.client.client_id)
-            .await
-            .map_err(|e| server_error(e.into()))?
-            .map(|k| k.scopes)
-            .unwrap_or_default();
-        let consent = Consent {
-            user_id: user.id,
-            client_id: c.client.client_id.clone(),
-            scopes: before.union(&scope),
-            granted_at: Utc::now(),
-        };
-        self.store
-            .save_consent(&consent)
-            .await
-            .map_err(|e| server_error(e.into()))?;
-        self.audit(
-            Audit::new(AuditKind::OAuthConsentGranted)
-                .user(user.id)
-                .actor(user.id)
-                .ctx(ctx)
-                .details(json!({
-                    "client_id": c.client.client_id,
-                    "client_name": c.client.name,
-                    "scopes": consent.scopes.to_vec(),
-                })),
-        )
-        .await;
-        self.issue_code(&c, &user, scope, auth_time, ctx)
-            .await
-            .map_err(server_error)
-    }
-
-    /// Stores a code for the request and answers the client's redirect URL with it.
-    async fn issue_code(
-        &self,
-        c: &Checked,
-        user: &crate::domain::User,
-        scope: Scopes,
-        auth_time: chrono::DateTime<Utc>,
-        _ctx: &RequestContext,
-    ) -> crate::service::Result<String> {
-        let code = random_token(32);
-        let now = Utc::now();
-        let amr = if user.mfa_enabled {
-            vec!["pwd".to_string(), "otp".to_string(), "mfa".to_string()]
-        } else {
-            vec!["pwd".to_string()]
-        };
-        self.store
-            .insert_code(&AuthCode {
-                hash: hash(&code),
-                client_id: c.client.client_id.clone(),
-                user_id: user.id,
-                redirect_uri: c.redirect_uri.clone(),
-                scope,
-                nonce: c.nonce.clone(),
-                code_challenge: c.code_challenge.clone(),
-                auth_time,
-                amr,
-                created_at: now,
-                expires_at: now + CODE_TTL,
-            })
-            .await?;
-        Ok(with_query(
-            &c.redirect_uri,
-            &[
-                ("code", Some(code.as_str())),
-                ("state", c.state.as_deref()),
-                ("iss", Some(self.config.oidc_issuer.as_str())),
-            ],
-        ))
     }
 }

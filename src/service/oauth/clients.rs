@@ -3,6 +3,7 @@
 //! adds nothing); rotating it makes the old one stop working at once.
 
 use super::{hash, random_token};
+use crate::domain::fapi::{parse_jwks, parse_jwks_uri, AuthMethod, ClientFapi};
 use crate::domain::oauth::{
     parse_redirect_uri, ClientType, GrantType, OAuthClient, Scopes, SCOPES,
 };
@@ -32,6 +33,94 @@ pub struct ClientInput {
     pub backchannel_logout_uri: Option<String>,
     /// Only `true` is accepted: every logout token carries `sid`.
     pub backchannel_logout_session_required: Option<bool>,
+    /// `client_secret_basic` (default for confidential clients), `client_secret_post`,
+    /// `private_key_jwt` or `none` (public clients).
+    pub token_endpoint_auth_method: Option<String>,
+    /// A JWK set object (`private_key_jwt`).
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK set instead (`private_key_jwt`).
+    pub jwks_uri: Option<String>,
+    pub require_pushed_authorization_requests: Option<bool>,
+    pub dpop_bound_access_tokens: Option<bool>,
+}
+
+/// The finance-grade fields of a [`ClientInput`].
+struct FapiInput {
+    method: Option<String>,
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+    require_par: Option<bool>,
+    dpop_bound: Option<bool>,
+}
+
+/// Applies the authentication method, keys, PAR and DPoP settings, after the client
+/// type: a public client authenticates with `none`, a confidential one never does; when
+/// the type changes and no method is given, the method follows it.
+fn apply_fapi_input(client: &mut OAuthClient, f: &FapiInput, bad: &mut BTreeMap<String, String>) {
+    let fapi = &mut client.fapi;
+    match f.method.as_deref().map(AuthMethod::parse) {
+        Some(Ok(m)) => fapi.auth_method = m,
+        Some(Err(e)) => {
+            bad.insert(e.field.into(), e.message);
+        }
+        None => {
+            fapi.auth_method = match (client.client_type, fapi.auth_method) {
+                (ClientType::Public, _) => AuthMethod::None,
+                (ClientType::Confidential, AuthMethod::None) => AuthMethod::ClientSecretBasic,
+                (_, m) => m,
+            }
+        }
+    }
+    if let Some(j) = &f.jwks {
+        match parse_jwks(j) {
+            Ok(j) => fapi.jwks = Some(j),
+            Err(e) => {
+                bad.insert(e.field.into(), e.message);
+            }
+        }
+        fapi.jwks_uri = None;
+    }
+    if let Some(u) = &f.jwks_uri {
+        if f.jwks.is_some() {
+            bad.insert("jwks_uri".into(), "send jwks or jwks_uri, not both".into());
+        }
+        match parse_jwks_uri(u) {
+            Ok(u) => fapi.jwks_uri = Some(u),
+            Err(e) => {
+                bad.insert(e.field.into(), e.message);
+            }
+        }
+        fapi.jwks = None;
+    }
+    if let Some(v) = f.require_par {
+        fapi.require_par = v;
+    }
+    if let Some(v) = f.dpop_bound {
+        fapi.dpop_bound = v;
+    }
+    let public = client.client_type == ClientType::Public;
+    if public != (fapi.auth_method == AuthMethod::None) {
+        bad.entry("token_endpoint_auth_method".into())
+            .or_insert_with(|| {
+                if public {
+                    "a public client authenticates with none".into()
+                } else {
+                    "a confidential client authenticates with client_secret_basic, \
+                 client_secret_post or private_key_jwt"
+                        .into()
+                }
+            });
+    }
+    if fapi.auth_method == AuthMethod::PrivateKeyJwt {
+        if fapi.jwks.is_none() && fapi.jwks_uri.is_none() {
+            bad.entry("jwks".into())
+                .or_insert_with(|| "private_key_jwt needs jwks or jwks_uri".into());
+        }
+    } else {
+        // Keys only serve private_key_jwt: a client that stops using it drops them.
+        fapi.jwks = None;
+        fapi.jwks_uri = None;
+    }
 }
 
 /// A client secret, shown once. No `Debug`.
@@ -42,6 +131,13 @@ impl Service {
     /// every field; every problem is reported at once.
     fn apply_client_input(&self, client: &mut OAuthClient, input: ClientInput) -> Result<()> {
         let mut bad = BTreeMap::new();
+        let input_fapi = FapiInput {
+            method: input.token_endpoint_auth_method.clone(),
+            jwks: input.jwks.clone(),
+            jwks_uri: input.jwks_uri.clone(),
+            require_par: input.require_pushed_authorization_requests,
+            dpop_bound: input.dpop_bound_access_tokens,
+        };
         if let Some(name) = input.name {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 {
@@ -143,6 +239,7 @@ impl Service {
                 "logout tokens always carry sid: this can only be true".into(),
             );
         }
+        apply_fapi_input(client, &input_fapi, &mut bad);
         // Rules across fields.
         if client.allows(GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
             bad.entry("redirect_uris".into()).or_insert_with(|| {
@@ -207,11 +304,14 @@ impl Service {
             first_party: false,
             id_token_alg: "RS256".into(),
             backchannel_logout_uri: None,
+            fapi: ClientFapi::default(),
             created_at: now,
             updated_at: now,
         };
         self.apply_client_input(&mut client, input)?;
-        let secret = (client.client_type == ClientType::Confidential).then(|| random_token(32));
+        let secret = (client.client_type == ClientType::Confidential
+            && client.fapi.auth_method.uses_secret())
+        .then(|| random_token(32));
         client.secret_hash = secret.as_deref().map(hash);
         self.store.insert_client(&client).await?;
         self.audit(
@@ -275,7 +375,7 @@ impl Service {
     ) -> Result<OAuthClient> {
         let mut client = self.get_client(client_id).await?;
         self.apply_client_input(&mut client, input)?;
-        if client.client_type == ClientType::Public {
+        if !client.fapi.auth_method.uses_secret() {
             client.secret_hash = None;
         }
         client.updated_at = Utc::now();
@@ -305,6 +405,12 @@ impl Service {
             return Err(Error::field(
                 "client_type",
                 "a public client has no secret; make it confidential first",
+            ));
+        }
+        if !client.fapi.auth_method.uses_secret() {
+            return Err(Error::field(
+                "token_endpoint_auth_method",
+                "this client authenticates with private_key_jwt and has no secret",
             ));
         }
         let secret = random_token(32);

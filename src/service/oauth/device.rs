@@ -12,7 +12,8 @@
 //! Approval makes a session exactly like a code exchange (refresh token with
 //! `offline_access`, ID token with `openid`).
 
-use super::token::{ClientCredentials, TokenResponse};
+use super::client_auth::ClientCredentials;
+use super::token::TokenResponse;
 use super::{hash, random_token, OAuthError, TokenParams};
 use crate::domain::oauth::{scope_description, GrantType, OAuthClient, Scopes};
 use crate::domain::session::refresh_expiry;
@@ -417,6 +418,8 @@ impl Service {
             scope: approval.scope,
             auth_time: approval.auth_time,
             amr: approval.amr,
+            // A device that sent a DPoP proof gets tokens bound to its key.
+            dpop_jkt: p.dpop_jkt.clone(),
         };
         self.store.insert_oauth_session(&session, &link).await?;
         let response = self.oauth_tokens(client, &user, &session, &link, None, true, now)?;

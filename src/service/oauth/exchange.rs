@@ -47,6 +47,8 @@ struct Subject {
     /// When it stops working (`None`: an API key without expiry).
     exp: Option<i64>,
     act: Option<serde_json::Value>,
+    /// A DPoP-bound subject's key: what is exchanged from it stays bound to that key.
+    cnf: Option<crate::tokens::jwt::Confirmation>,
     user: Option<UserId>,
 }
 
@@ -212,7 +214,11 @@ impl Service {
             client_id: Some(client.client_id.clone()),
             scope: Some(scope_param.clone()),
             act: Some(act),
+            cnf: subject.cnf,
         };
+        // A DPoP-bound subject's key binds what is exchanged from it too (the holder of
+        // the narrower token must still prove that key).
+        let dpop_bound = claims.cnf.is_some();
         let access_token = self
             .tokens
             .sign_exchanged(claims)
@@ -238,6 +244,7 @@ impl Service {
             id_token: None,
             scope: scope_param,
             issued_token_type: Some(ACCESS_TOKEN_TYPE),
+            dpop_bound,
         })
     }
 
@@ -279,6 +286,7 @@ impl Service {
             scope,
             exp: Some(claims.exp),
             act: claims.act,
+            cnf: claims.cnf,
             user,
         })
     }
@@ -326,6 +334,7 @@ impl Service {
             scope: scopes_of_tier(caller.tier),
             exp: expires.map(|t| t.timestamp()),
             act: None,
+            cnf: None,
             user: Some(caller.user_id),
         })
     }

@@ -4,7 +4,7 @@
 //! Each answers from the same revocation list as every token check, so a revocation
 //! anywhere shows here within a second.
 
-use super::token::ClientCredentials;
+use super::client_auth::ClientCredentials;
 use super::OAuthError;
 use crate::domain::oauth::ClientType;
 use crate::domain::AuditKind;
@@ -32,7 +32,8 @@ pub enum LoggedOut {
 
 impl Service {
     /// `POST /oauth2/introspect`: confidential clients only. An access token of ours that
-    /// is live answers its claims; a refresh token answers only to its own client.
+    /// is live answers its claims (with `cnf.jkt` and `token_type: DPoP` when it is
+    /// DPoP-bound); a refresh token answers only to its own client.
     #[tracing::instrument(skip_all)]
     pub async fn introspect(
         &self,
@@ -86,6 +87,12 @@ impl Service {
             }
             if let Some(act) = c.act {
                 out["act"] = act;
+            }
+            // A DPoP-bound token (RFC 9449 §6.2): the resource server that asks must check
+            // the proof it was sent against `cnf.jkt`; tradeauth never saw that proof.
+            if let Some(cnf) = c.cnf {
+                out["token_type"] = json!("DPoP");
+                out["cnf"] = json!({"jkt": cnf.jkt});
             }
             return Ok(out);
         }

@@ -5,8 +5,12 @@
 //! Layout:
 //! - `keys`: the ID-token keys (an RS256 pair is always published) and the JWKS;
 //! - `clients`: the tier-4 client registry (hashed secrets, rotation, deletion);
-//! - `authorize`: checking an authorization request, consent, issuing codes;
-//! - `token`: client authentication and the grants, ID tokens, userinfo, grants list;
+//! - `authorize`: checking an authorization request and leading the user through
+//!   sign-in; `consent`: the consent answer and issuing codes; `par`: pushed
+//!   authorization requests (RFC 9126);
+//! - `client_auth`: client authentication (secrets, `none`, `private_key_jwt`), with
+//!   `jwks`: the fetched `jwks_uri` key sets;
+//! - `token`: the grants, ID tokens, userinfo, grants list;
 //! - `lifecycle`: introspection, revocation and RP-initiated logout;
 //! - `exchange`: token exchange (RFC 8693), down-scoping only;
 //! - `device`: the device authorization grant (RFC 8628);
@@ -19,18 +23,25 @@
 
 pub mod authorize;
 pub mod backchannel;
+mod bound;
+pub mod client_auth;
 pub mod clients;
+mod consent;
 pub mod device;
 pub mod exchange;
+pub mod jwks;
 pub mod keys;
 pub mod lifecycle;
+pub mod par;
 pub mod token;
+pub mod userinfo;
 
 pub use authorize::{AuthorizeError, AuthorizeParams, Authorized, Pending};
 pub use clients::{ClientInput, NewClientSecret};
 pub use keys::IdKeys;
 pub use lifecycle::{HintClaims, LoggedOut};
-pub use token::{TokenParams, TokenResponse, UserInfo};
+pub use token::{TokenParams, TokenResponse};
+pub use userinfo::UserInfo;
 
 /// An error of an `/oauth2/` endpoint: the RFC 6749 `error` code, a description saying
 /// what did not match, and the HTTP status.
@@ -41,6 +52,8 @@ pub struct OAuthError {
     pub description: String,
     /// `invalid_client` after HTTP Basic: the answer asks for Basic again (RFC 6749 §5.2).
     pub basic_challenge: bool,
+    /// `use_dpop_nonce`: the nonce to retry with (`DPoP-Nonce`, RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -50,6 +63,7 @@ impl OAuthError {
             error,
             description: description.into(),
             basic_challenge: false,
+            dpop_nonce: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The token endpoint's grants (`authorization_code`, `refresh_token`), client
-//! authentication, ID tokens, userinfo and the user's grants.
+//! The token endpoint's grants (`authorization_code`, `refresh_token`,
+//! `client_credentials`), ID tokens, userinfo and the user's grants.
 //!
 //! A code exchange starts a session (see the module above): its access tokens are the
 //! native ones plus `client_id` and `scope`, with the tier clamped by the user's tier, the
@@ -7,12 +7,14 @@
 //! `offline_access`) is the native one, so rotation, the grace window and reuse detection
 //! are the native refresh's, bound here to the client.
 
+use super::bound::bound_refresh;
+use super::client_auth::ClientCredentials;
 use super::{hash, OAuthError};
 use crate::domain::oauth::{token_tier, ClientType, GrantType, OAuthClient, Scopes};
 use crate::domain::session::refresh_expiry;
 use crate::domain::{AuditKind, Session, User};
-use crate::service::{Audit, Caller, Error, RequestContext, Service};
-use crate::store::oauth::{Consent, OAuthSessionLink, Redemption};
+use crate::service::{Audit, Error, RequestContext, Service};
+use crate::store::oauth::{OAuthSessionLink, Redemption};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -30,20 +32,19 @@ pub struct TokenParams {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+    /// The `DPoP` header (RFC 9449), not a form field.
+    #[serde(skip)]
+    pub dpop_proof: Option<String>,
+    /// The thumbprint of its key, once the proof is checked: what the tokens bind to.
+    #[serde(skip)]
+    pub dpop_jkt: Option<String>,
     /// Token exchange (RFC 8693 §2.1; `exchange.rs`).
     #[serde(flatten)]
     pub exchange: super::exchange::ExchangeParams,
     /// The device grant's `device_code` (RFC 8628 §3.4; `device.rs`).
     pub device_code: Option<String>,
-}
-
-/// Client credentials as presented: from `Authorization: Basic`, or the form.
-#[derive(Debug, Clone, Default)]
-pub struct ClientCredentials {
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    /// They came in an `Authorization: Basic` header.
-    pub basic: bool,
 }
 
 /// A successful token response (RFC 6749 §5.1). No `Debug`: it holds tokens.
@@ -55,10 +56,9 @@ pub struct TokenResponse {
     pub scope: String,
     /// Token exchange's `issued_token_type` (RFC 8693 §2.2.1).
     pub issued_token_type: Option<&'static str>,
+    /// The access token is bound to a DPoP key (`token_type: "DPoP"`).
+    pub dpop_bound: bool,
 }
-
-/// The claims userinfo answers.
-pub type UserInfo = Value;
 
 /// The session id every client-credentials token of `client_id` carries, so revoking it
 /// (when the client is deleted) ends them all at once, on every instance.
@@ -78,7 +78,7 @@ fn id_token_ttl(access: TimeDelta) -> TimeDelta {
 }
 
 /// The claims of `scope` about `user` (OpenID Connect Core §5.4).
-fn scope_claims(user: &User, scope: &Scopes, into: &mut serde_json::Map<String, Value>) {
+pub(super) fn scope_claims(user: &User, scope: &Scopes, into: &mut serde_json::Map<String, Value>) {
     if scope.contains("profile") {
         let name = user
             .full_name
@@ -95,55 +95,11 @@ fn scope_claims(user: &User, scope: &Scopes, into: &mut serde_json::Map<String, 
 }
 
 impl Service {
-    /// Authenticates the client of a token, introspection or revocation request.
-    pub async fn authenticate_client(
-        &self,
-        creds: &ClientCredentials,
-    ) -> Result<OAuthClient, OAuthError> {
-        let challenge = |mut e: OAuthError| {
-            e.basic_challenge = creds.basic;
-            e
-        };
-        let Some(client_id) = creds.client_id.as_deref().filter(|c| !c.is_empty()) else {
-            return Err(challenge(OAuthError::invalid_client(
-                "no client authentication: send client_id (and client_secret, or HTTP Basic)",
-            )));
-        };
-        let Some(client) = self.store.client(client_id).await? else {
-            return Err(challenge(OAuthError::invalid_client(format!(
-                "client_id {client_id:?} is not registered"
-            ))));
-        };
-        match (client.client_type, creds.client_secret.as_deref()) {
-            (ClientType::Public, None) => Ok(client),
-            (ClientType::Public, Some(_)) => Err(challenge(OAuthError::invalid_client(
-                "this is a public client: it authenticates with no secret (method none)",
-            ))),
-            (ClientType::Confidential, None) => Err(challenge(OAuthError::invalid_client(
-                "this confidential client must authenticate with its secret \
-                 (client_secret_basic or client_secret_post)",
-            ))),
-            (ClientType::Confidential, Some(secret)) => {
-                let ok = client.secret_hash.as_deref().is_some_and(|h| {
-                    use subtle::ConstantTimeEq;
-                    bool::from(h.ct_eq(&hash(secret)))
-                });
-                if ok {
-                    Ok(client)
-                } else {
-                    Err(challenge(OAuthError::invalid_client(
-                        "the client secret is wrong (an old secret stops working when it is rotated)",
-                    )))
-                }
-            }
-        }
-    }
-
     /// `POST /oauth2/token`.
     #[tracing::instrument(skip_all)]
     pub async fn token_grant(
         &self,
-        params: TokenParams,
+        mut params: TokenParams,
         creds: ClientCredentials,
         ctx: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
@@ -168,6 +124,9 @@ impl Service {
                 ),
             ));
         }
+        params.dpop_jkt = self
+            .endpoint_dpop(&client, params.dpop_proof.as_deref(), "/oauth2/token")
+            .await?;
         match grant {
             GrantType::AuthorizationCode => self.exchange_code(&client, params, ctx).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, ctx).await,
@@ -223,6 +182,15 @@ impl Service {
                 "the code was issued to another client",
             ));
         }
+        if let Some(bound) = code.dpop_jkt.as_deref() {
+            if p.dpop_jkt.as_deref() != Some(bound) {
+                return Err(OAuthError::new(
+                    400,
+                    "invalid_dpop_proof",
+                    "the code is bound to a DPoP key (dpop_jkt): the exchange needs a proof by it",
+                ));
+            }
+        }
         if p.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the one of the authorization request",
@@ -263,6 +231,7 @@ impl Service {
             scope: code.scope.clone(),
             auth_time: code.auth_time,
             amr: code.amr.clone(),
+            dpop_jkt: p.dpop_jkt.clone(),
         };
         self.store.insert_oauth_session(&session, &link).await?;
         let response = self.oauth_tokens(
@@ -283,6 +252,7 @@ impl Service {
                     "grant_type": "authorization_code",
                     "session_id": sid,
                     "scope": link.scope.to_param(),
+                    "dpop_jkt": link.dpop_jkt,
                 })),
         )
         .await;
@@ -308,13 +278,14 @@ impl Service {
         let scope_param = scope.to_param();
         let (access_token, _) = self
             .tokens
-            .sign_for_client(
-                user.id.0,
+            .sign_oauth(
+                user.id.0.to_string(),
                 session.id,
                 tier,
                 now,
                 exp,
-                Some((&client.client_id, &scope_param)),
+                (&client.client_id, &scope_param),
+                link.dpop_jkt.as_deref(),
             )
             .map_err(|e| OAuthError::from(Error::from(e)))?;
         let refresh_token = (scope.contains("offline_access")
@@ -349,6 +320,7 @@ impl Service {
             id_token,
             scope: scope_param,
             issued_token_type: None,
+            dpop_bound: link.dpop_jkt.is_some(),
         })
     }
 
@@ -374,8 +346,8 @@ impl Service {
         if !link.scope.contains("offline_access") {
             return Err(unknown());
         }
+        let mut link = bound_refresh(link, p.dpop_jkt.as_deref())?;
         // A narrower scope may be asked for (RFC 6749 §6); never a wider one.
-        let mut link = link;
         if let Some(asked) = p.scope.as_deref().filter(|s| !s.is_empty()) {
             let asked = Scopes::parse(asked);
             if !asked.missing_from(&link.scope).is_empty() {
@@ -441,13 +413,14 @@ impl Service {
         let scope_param = scope.to_param();
         let (access_token, _) = self
             .tokens
-            .sign_for_client_only(
-                &client.client_id,
+            .sign_oauth(
+                client.client_id.clone(),
                 client_sid(&client.client_id),
                 client.max_tier,
                 now,
                 exp,
-                &scope_param,
+                (&client.client_id, &scope_param),
+                p.dpop_jkt.as_deref(),
             )
             .map_err(|e| OAuthError::from(Error::from(e)))?;
         self.audit(
@@ -457,6 +430,7 @@ impl Service {
                     "client_id": client.client_id,
                     "grant_type": "client_credentials",
                     "scope": scope_param,
+                    "dpop_jkt": p.dpop_jkt,
                 })),
         )
         .await;
@@ -467,88 +441,7 @@ impl Service {
             id_token: None,
             scope: scope_param,
             issued_token_type: None,
+            dpop_bound: p.dpop_jkt.is_some(),
         })
-    }
-
-    /// The claims userinfo answers for an access token (`GET`/`POST /oauth2/userinfo`).
-    #[tracing::instrument(skip_all)]
-    pub async fn userinfo(&self, token: &str) -> Result<UserInfo, OAuthError> {
-        let claims = self
-            .tokens
-            .verify(token)
-            .map_err(|_| OAuthError::invalid_token("the access token is invalid or expired"))?;
-        if self.revocations.is_revoked(&claims.jti, &claims.sid) {
-            return Err(OAuthError::invalid_token(
-                "the access token has been revoked",
-            ));
-        }
-        let (Some(_client), Some(scope)) = (&claims.client_id, &claims.scope) else {
-            return Err(OAuthError::new(
-                403,
-                "insufficient_scope",
-                "userinfo needs an OAuth access token with the openid scope",
-            ));
-        };
-        let scope = Scopes::parse(scope);
-        if !scope.contains("openid") {
-            return Err(OAuthError::new(
-                403,
-                "insufficient_scope",
-                "the access token was not granted the openid scope",
-            ));
-        }
-        let Some(uid) = claims.user() else {
-            return Err(OAuthError::new(
-                403,
-                "insufficient_scope",
-                "a client-credentials token speaks for no user",
-            ));
-        };
-        let user = self
-            .cached_user(crate::domain::UserId(uid))
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or_else(|| OAuthError::invalid_token("the account is disabled or gone"))?;
-        let mut out = serde_json::Map::new();
-        out.insert("sub".into(), json!(user.id.0.to_string()));
-        scope_claims(&user, &scope, &mut out);
-        Ok(Value::Object(out))
-    }
-
-    /// The caller's grants: every client they consented to (first-party clients with a
-    /// live session too), newest first.
-    pub async fn list_oauth_grants(
-        &self,
-        caller: &Caller,
-    ) -> crate::service::Result<Vec<(Consent, String)>> {
-        caller.require_session()?;
-        Ok(self.store.list_consents(caller.user_id).await?)
-    }
-
-    /// Withdraws the caller's grant to a client and revokes every token of it.
-    pub async fn revoke_oauth_grant(
-        &self,
-        caller: &Caller,
-        client_id: &str,
-        ctx: &RequestContext,
-    ) -> crate::service::Result<()> {
-        caller.require_session()?;
-        let now = Utc::now();
-        let until = self.sid_revocation_until(now);
-        let revoked = self
-            .store
-            .delete_consent(caller.user_id, client_id, now, until)
-            .await?
-            .ok_or(Error::NotFound("grant"))?;
-        self.announce_revoked(&revoked, until).await;
-        self.audit(
-            Audit::new(AuditKind::OAuthConsentRevoked)
-                .user(caller.user_id)
-                .actor(caller.user_id)
-                .ctx(ctx)
-                .details(json!({"client_id": client_id, "sessions": revoked})),
-        )
-        .await;
-        Ok(())
     }
 }

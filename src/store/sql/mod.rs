@@ -17,6 +17,7 @@
 //! | `mfa.rs` | [`MfaStore`](crate::store::MfaStore) |
 //! | `idempotency.rs` | [`IdempotencyStore`](crate::store::IdempotencyStore) |
 //! | `oauth.rs` | [`OAuthStore`](crate::store::OAuthStore) |
+//! | `par.rs` | [`PushedRequests`](crate::store::oauth::PushedRequests) |
 //! | `passkeys.rs` | [`PasskeyStore`](crate::store::PasskeyStore) |
 //! | `grants.rs` | [`GrantStore`](crate::store::GrantStore) |
 //!
@@ -41,6 +42,7 @@ mod lockout;
 mod mail_tokens;
 mod mfa;
 mod oauth;
+mod par;
 mod passkeys;
 mod revocations;
 mod sessions;
@@ -153,6 +155,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .run(&mut tx)
             .await?;
         sqlx::query::<DB>("DELETE FROM oauth_codes WHERE expires_at <= $1")
+            .arg(ms(now))
+            .run(&mut tx)
+            .await?;
+        sqlx::query::<DB>("DELETE FROM oauth_par_requests WHERE expires_at <= $1")
             .arg(ms(now))
             .run(&mut tx)
             .await?;

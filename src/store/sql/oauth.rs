@@ -4,6 +4,7 @@
 use super::backend::{Backend, Col, QueryExt};
 use super::revocations::REVOKE_SID;
 use super::{commit, parse_uuid, uuid_col, SqlStore};
+use crate::domain::fapi::{AuthMethod, ClientFapi};
 use crate::domain::oauth::{ClientType, GrantType, OAuthClient, Scopes};
 use crate::domain::{Session, Tier, UserId};
 use crate::store::oauth::{AuthCode, Consent, OAuthSessionLink, OAuthStore, Redemption};
@@ -14,10 +15,11 @@ use uuid::Uuid;
 
 const CLIENT_COLS: &str = "client_id, name, secret_hash, client_type, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, max_tier, first_party, id_token_alg, \
-     created_at, updated_at, backchannel_logout_uri";
+     created_at, updated_at, backchannel_logout_uri, token_endpoint_auth_method, jwks, \
+     jwks_uri, require_pushed_authorization_requests, dpop_bound_access_tokens";
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, \
-     auth_time, amr, created_at, expires_at";
+     auth_time, amr, created_at, expires_at, dpop_jkt";
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -52,10 +54,30 @@ fn client_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<OAuthClient> {
         max_tier: Tier::new(max_tier).map_err(|e| StoreError::Other(e.to_string()))?,
         first_party: row.col("first_party")?,
         id_token_alg: row.col("id_token_alg")?,
+        fapi: fapi_from_row::<DB>(row)?,
         created_at: from_ms(row.col("created_at")?),
         updated_at: from_ms(row.col("updated_at")?),
         backchannel_logout_uri: row.col("backchannel_logout_uri")?,
     })
+}
+
+fn fapi_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<ClientFapi> {
+    let method: String = row.col("token_endpoint_auth_method")?;
+    let jwks: Option<String> = row.col("jwks")?;
+    Ok(ClientFapi {
+        auth_method: AuthMethod::parse(&method).map_err(|e| StoreError::Other(e.message))?,
+        jwks: jwks
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| StoreError::Other(format!("bad jwks: {e}")))?,
+        jwks_uri: row.col("jwks_uri")?,
+        require_par: row.col("require_pushed_authorization_requests")?,
+        dpop_bound: row.col("dpop_bound_access_tokens")?,
+    })
+}
+
+fn jwks_text(c: &OAuthClient) -> Option<String> {
+    c.fapi.jwks.as_ref().map(|j| j.to_string())
 }
 
 fn code_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<AuthCode> {
@@ -73,6 +95,7 @@ fn code_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<AuthCode> {
         amr: parse_list(&amr, "amr")?,
         created_at: from_ms(row.col("created_at")?),
         expires_at: from_ms(row.col("expires_at")?),
+        dpop_jkt: row.col("dpop_jkt")?,
     })
 }
 
@@ -117,7 +140,8 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn insert_client(&self, c: &OAuthClient) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO oauth_clients ({CLIENT_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19)"
         );
         let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().into()).collect();
         sqlx::query::<DB>(&sql)
@@ -135,6 +159,11 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(ms(c.created_at))
             .arg(ms(c.updated_at))
             .arg(c.backchannel_logout_uri.as_deref())
+            .arg(c.fapi.auth_method.as_str())
+            .arg(jwks_text(c))
+            .arg(c.fapi.jwks_uri.as_deref())
+            .arg(c.fapi.require_par)
+            .arg(c.fapi.dpop_bound)
             .run(&mut *self.writer().await?)
             .await?;
         Ok(())
@@ -168,7 +197,9 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             "UPDATE oauth_clients SET name = $1, secret_hash = $2, client_type = $3, \
              redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, \
              max_tier = $8, first_party = $9, id_token_alg = $10, updated_at = $11, \
-             backchannel_logout_uri = $13 WHERE client_id = $12",
+             backchannel_logout_uri = $13, token_endpoint_auth_method = $14, jwks = $15, \
+             jwks_uri = $16, require_pushed_authorization_requests = $17, \
+             dpop_bound_access_tokens = $18 WHERE client_id = $12",
         )
         .arg(c.name.as_str())
         .arg(c.secret_hash.as_deref().unwrap_or(&[]))
@@ -183,6 +214,11 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         .arg(ms(c.updated_at))
         .arg(c.client_id.as_str())
         .arg(c.backchannel_logout_uri.as_deref())
+        .arg(c.fapi.auth_method.as_str())
+        .arg(jwks_text(c))
+        .arg(c.fapi.jwks_uri.as_deref())
+        .arg(c.fapi.require_par)
+        .arg(c.fapi.dpop_bound)
         .run(&mut *self.writer().await?)
         .await?;
         Ok(n == 1)
@@ -226,7 +262,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO oauth_codes ({CODE_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         sqlx::query::<DB>(&sql)
             .arg(c.hash.as_slice())
@@ -240,6 +276,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
             .arg(json_list(&c.amr))
             .arg(ms(c.created_at))
             .arg(ms(c.expires_at))
+            .arg(c.dpop_jkt.as_deref())
             .run(&mut *self.writer().await?)
             .await?;
         Ok(())
@@ -308,14 +345,15 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
         .run(&mut tx)
         .await?;
         sqlx::query::<DB>(
-            "INSERT INTO oauth_sessions (session_id, client_id, scope, auth_time, amr) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO oauth_sessions (session_id, client_id, scope, auth_time, amr, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .arg(link.session_id.to_string())
         .arg(link.client_id.as_str())
         .arg(link.scope.to_param())
         .arg(ms(link.auth_time))
         .arg(json_list(&link.amr))
+        .arg(link.dpop_jkt.as_deref())
         .run(&mut tx)
         .await?;
         commit(tx).await
@@ -323,7 +361,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
 
     async fn oauth_session(&self, session_id: Uuid) -> StoreResult<Option<OAuthSessionLink>> {
         let row = sqlx::query::<DB>(
-            "SELECT session_id, client_id, scope, auth_time, amr FROM oauth_sessions \
+            "SELECT session_id, client_id, scope, auth_time, amr, dpop_jkt FROM oauth_sessions \
              WHERE session_id = $1",
         )
         .arg(session_id.to_string())
@@ -338,6 +376,7 @@ impl<DB: Backend> OAuthStore for SqlStore<DB> {
                 scope: Scopes::parse(&scope),
                 auth_time: from_ms(r.col("auth_time")?),
                 amr: parse_list(&amr, "amr")?,
+                dpop_jkt: r.col("dpop_jkt")?,
             })
         })
         .transpose()

@@ -1,6 +1,7 @@
 //! The OpenID Connect provider: the client registry, discovery and keys (`clients`), the
 //! authorization flow and its refusals after the OpenID Foundation's Basic OP plan
-//! (`flow`), and independent relying parties driving it (`relying_parties`); the grants
+//! (`flow`), and independent relying parties driving it (`relying_parties`); the
+//! finance-grade additions: private_key_jwt, PAR and DPoP (`fapi`, `dpop`); the grants
 //! beyond the baseline: token exchange (`exchange`), the device grant (`device`) and
 //! back-channel logout (`backchannel`).
 //!
@@ -10,7 +11,9 @@
 mod backchannel;
 mod clients;
 mod device;
+mod dpop;
 mod exchange;
+mod fapi;
 mod flow;
 mod relying_parties;
 mod rust_rp;
@@ -111,6 +114,7 @@ impl Page {
         Some(
             self.text[start..end]
                 .replace("&amp;", "&")
+                .replace("&#38;", "&")
                 .replace("&#x2f;", "/"),
         )
     }

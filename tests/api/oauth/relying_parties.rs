@@ -144,3 +144,28 @@ async fn authlib_completes_the_code_flow_refresh_introspection_and_revocation() 
     .unwrap();
     assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
+
+#[tokio::test]
+async fn openid_client_runs_a_fapi_client_end_to_end() {
+    if !require_node() {
+        return;
+    }
+    let app = spawn_provider(|s| s).await;
+    let (email, user_id) = user(&app).await;
+    let (rs_id, rs_secret) = confidential_client(&app).await;
+    let env = vec![
+        ("TRADEAUTH_URL", app.base.clone()),
+        ("ADMIN_TOKEN", admin_token(&app).await),
+        ("REDIRECT_URI", REDIRECT_URI.to_string()),
+        ("USER_EMAIL", email),
+        ("USER_PASSWORD", PASSWORD.to_string()),
+        ("USER_ID", user_id),
+        ("RS_CLIENT_ID", rs_id),
+        ("RS_CLIENT_SECRET", rs_secret),
+    ];
+    let out = tokio::task::spawn_blocking(move || run_node("fapi_flow.mjs", &env))
+        .await
+        .unwrap();
+    // Every step ran (a step that never ran cannot pass).
+    assert!(out.contains("12 passed, 0 failed"), "{out}");
+}

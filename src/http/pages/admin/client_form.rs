@@ -29,6 +29,14 @@ pub(super) struct ClientForm {
     /// A checkbox: present when checked.
     first_party: Option<String>,
     backchannel_logout_uri: String,
+    /// Empty: the method follows the client type.
+    auth_method: Option<String>,
+    /// A JWK set as JSON (private_key_jwt); empty for none.
+    jwks: String,
+    jwks_uri: String,
+    /// Checkboxes.
+    require_par: Option<String>,
+    dpop_bound: Option<String>,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -55,6 +63,11 @@ impl ClientForm {
                 "max_tier" => f.max_tier = Some(v),
                 "first_party" => f.first_party = Some(v),
                 "backchannel_logout_uri" => f.backchannel_logout_uri = v,
+                "token_endpoint_auth_method" => f.auth_method = Some(v),
+                "jwks" => f.jwks = v,
+                "jwks_uri" => f.jwks_uri = v,
+                "require_pushed_authorization_requests" => f.require_par = Some(v),
+                "dpop_bound_access_tokens" => f.dpop_bound = Some(v),
                 _ => {}
             }
         }
@@ -69,6 +82,14 @@ impl ClientForm {
                     .map_err(|_| Error::field("max_tier", "max_tier must be 1, 2, 3 or 4"))?,
             ),
         };
+        let jwks = match self.jwks.trim() {
+            "" => None,
+            text => Some(
+                serde_json::from_str(text)
+                    .map_err(|_| Error::field("jwks", "jwks must be a JSON JWK set"))?,
+            ),
+        };
+        let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         Ok(ClientInput {
             name: self.name.clone(),
             redirect_uris: Some(lines(&self.redirect_uris)),
@@ -85,6 +106,11 @@ impl ClientForm {
             id_token_signed_response_alg: None,
             backchannel_logout_uri: Some(self.backchannel_logout_uri.trim().to_string()),
             backchannel_logout_session_required: None,
+            token_endpoint_auth_method: self.auth_method.as_deref().and_then(text),
+            jwks,
+            jwks_uri: text(&self.jwks_uri),
+            require_pushed_authorization_requests: Some(self.require_par.is_some()),
+            dpop_bound_access_tokens: Some(self.dpop_bound.is_some()),
         })
     }
 }
@@ -100,9 +126,28 @@ pub(super) struct FormView {
     pub(super) max_tier: u8,
     pub(super) first_party: bool,
     pub(super) backchannel_logout_uri: String,
+    /// The selected method; empty: follow the client type.
+    pub(super) auth_method: String,
+    pub(super) jwks: String,
+    pub(super) jwks_uri: String,
+    pub(super) require_par: bool,
+    pub(super) dpop_bound: bool,
 }
 
+/// The methods the form offers (the empty one follows the client type).
+const AUTH_METHOD_CHOICES: [&str; 5] = [
+    "",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
 impl FormView {
+    pub(super) fn auth_methods(&self) -> &'static [&'static str] {
+        &AUTH_METHOD_CHOICES
+    }
+
     pub(super) fn blank() -> Self {
         Self {
             name: String::new(),
@@ -120,6 +165,11 @@ impl FormView {
             max_tier: 2,
             first_party: false,
             backchannel_logout_uri: String::new(),
+            auth_method: String::new(),
+            jwks: String::new(),
+            jwks_uri: String::new(),
+            require_par: false,
+            dpop_bound: false,
         }
     }
 
@@ -140,6 +190,16 @@ impl FormView {
             max_tier: c.max_tier.get(),
             first_party: c.first_party,
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
+            auth_method: c.fapi.auth_method.as_str().to_string(),
+            jwks: c
+                .fapi
+                .jwks
+                .as_ref()
+                .and_then(|j| serde_json::to_string_pretty(j).ok())
+                .unwrap_or_default(),
+            jwks_uri: c.fapi.jwks_uri.clone().unwrap_or_default(),
+            require_par: c.fapi.require_par,
+            dpop_bound: c.fapi.dpop_bound,
         }
     }
 
@@ -164,6 +224,11 @@ impl FormView {
                 .unwrap_or(2),
             first_party: f.first_party.is_some(),
             backchannel_logout_uri: f.backchannel_logout_uri.clone(),
+            auth_method: f.auth_method.clone().unwrap_or_default(),
+            jwks: f.jwks.clone(),
+            jwks_uri: f.jwks_uri.clone(),
+            require_par: f.require_par.is_some(),
+            dpop_bound: f.dpop_bound.is_some(),
         }
     }
 }
