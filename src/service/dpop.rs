@@ -75,8 +75,29 @@ impl Service {
         require_nonce: bool,
     ) -> std::result::Result<Proof, DpopRefusal> {
         let checked = self
-            .dpop_proof(proof, target, access_token, require_nonce)
+            .dpop_proof(proof, Some(target), access_token, require_nonce)
             .await;
+        self.count_proof(&checked);
+        checked
+    }
+
+    /// Checks the proof a resource server received with a DPoP-bound `access_token` and
+    /// passes along to introspection (`DPoP` header): its signature, `ath`, `iat` window and
+    /// single use. Its `htm` and `htu` describe the resource server's own request, which
+    /// that server compares; tradeauth cannot.
+    pub async fn check_forwarded_dpop_proof(
+        &self,
+        proof: &str,
+        access_token: &str,
+    ) -> std::result::Result<Proof, DpopRefusal> {
+        let checked = self
+            .dpop_proof(proof, None, Some(access_token), false)
+            .await;
+        self.count_proof(&checked);
+        checked
+    }
+
+    fn count_proof(&self, checked: &std::result::Result<Proof, DpopRefusal>) {
         let outcome = match &checked {
             Ok(_) => "accepted",
             Err(DpopRefusal::UseNonce(_)) => "use_nonce",
@@ -88,29 +109,30 @@ impl Service {
             .oauth_proofs
             .with_label_values(&["dpop", outcome])
             .inc();
-        checked
     }
 
     async fn dpop_proof(
         &self,
         proof: &str,
-        target: &ProofTarget,
+        target: Option<&ProofTarget>,
         access_token: Option<&str>,
         require_nonce: bool,
     ) -> std::result::Result<Proof, DpopRefusal> {
         let invalid = |m: &str| DpopRefusal::Invalid(m.to_string());
         let p = verify(proof).map_err(invalid)?;
-        if p.htm != target.method {
-            return Err(invalid(&format!(
-                "the DPoP proof's htm is {:?}; this request is {}",
-                p.htm, target.method
-            )));
-        }
-        if !htu_matches(&p.htu, &target.url) {
-            return Err(invalid(&format!(
-                "the DPoP proof's htu is {:?}; this request is to {}",
-                p.htu, target.url
-            )));
+        if let Some(target) = target {
+            if p.htm != target.method {
+                return Err(invalid(&format!(
+                    "the DPoP proof's htm is {:?}; this request is {}",
+                    p.htm, target.method
+                )));
+            }
+            if !htu_matches(&p.htu, &target.url) {
+                return Err(invalid(&format!(
+                    "the DPoP proof's htu is {:?}; this request is to {}",
+                    p.htu, target.url
+                )));
+            }
         }
         let now = chrono::Utc::now().timestamp();
         if p.iat < now - MAX_AGE || p.iat > now + MAX_AHEAD {

@@ -211,12 +211,28 @@ try {
     assert.equal((await bare.json()).code, 'invalid_dpop_proof');
   });
 
-  await step('introspection says the token is DPoP-bound, with its key', async () => {
+  await step('introspection: the bound token is active only with its proof, then shows its key', async () => {
     const rs = await oc.discovery(new URL(ISSUER), RS_CLIENT_ID, undefined, oc.ClientSecretBasic(RS_CLIENT_SECRET), insecure);
-    const r = await oc.tokenIntrospection(rs, tokens.access_token);
-    assert.equal(r.active, true);
+    const without = await oc.tokenIntrospection(rs, tokens.access_token);
+    assert.equal(without.active, false, 'a bound token without its proof is refused by introspection too');
+    // The proof a resource server received with the token, passed along in DPoP.
+    const received = new Headers();
+    await dpop.addProof(new URL(`${ISSUER}/api/v1/orders`), received, 'GET', tokens.access_token);
+    const introspect = () => fetch(`${ISSUER}/oauth2/introspect`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${encodeURIComponent(RS_CLIENT_ID)}:${encodeURIComponent(RS_CLIENT_SECRET)}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        dpop: received.get('dpop'),
+      },
+      body: new URLSearchParams({ token: tokens.access_token }),
+    }).then((r) => r.json());
+    const r = await introspect();
+    assert.equal(r.active, true, JSON.stringify(r));
     assert.equal(r.token_type, 'DPoP');
     assert.equal(r.cnf.jkt, jkt);
+    const replayed = await introspect();
+    assert.equal(replayed.active, false, 'a proof is good once');
   });
 
   await step('a replayed client assertion is invalid_client', async () => {

@@ -53,7 +53,8 @@ async fn introspect_token(
 ) -> Response {
     let result = async {
         let (creds, token) = token_form(&headers, &body, "/oauth2/introspect").await?;
-        state.service.introspect(creds, token).await
+        let proof = dpop_header(&headers)?;
+        state.service.introspect(creds, token, proof).await
     }
     .await;
     match result {

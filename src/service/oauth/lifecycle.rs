@@ -32,13 +32,19 @@ pub enum LoggedOut {
 
 impl Service {
     /// `POST /oauth2/introspect`: confidential clients only. An access token of ours that
-    /// is live answers its claims (with `cnf.jkt` and `token_type: DPoP` when it is
-    /// DPoP-bound); a refresh token answers only to its own client.
+    /// is live answers its claims; a refresh token answers only to its own client.
+    ///
+    /// A DPoP-bound token is active only with its proof (API.md: every check refuses it
+    /// without one): the resource server passes the `DPoP` header it received, which must
+    /// be signed by the token's key, carry its `ath` and be fresh and unused; the answer
+    /// then has `token_type: DPoP` and `cnf.jkt`. The server compares the proof's `htm` and
+    /// `htu` with its own request.
     #[tracing::instrument(skip_all)]
     pub async fn introspect(
         &self,
         creds: ClientCredentials,
         token: Option<String>,
+        dpop_proof: Option<String>,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(&creds).await?;
         if client.client_type != ClientType::Confidential {
@@ -88,9 +94,17 @@ impl Service {
             if let Some(act) = c.act {
                 out["act"] = act;
             }
-            // A DPoP-bound token (RFC 9449 §6.2): the resource server that asks must check
-            // the proof it was sent against `cnf.jkt`; tradeauth never saw that proof.
             if let Some(cnf) = c.cnf {
+                let proven = match dpop_proof.as_deref() {
+                    Some(proof) => self
+                        .check_forwarded_dpop_proof(proof, &token)
+                        .await
+                        .is_ok_and(|p| p.jkt == cnf.jkt),
+                    None => false,
+                };
+                if !proven {
+                    return Ok(inactive);
+                }
                 out["token_type"] = json!("DPoP");
                 out["cnf"] = json!({"jkt": cnf.jkt});
             }

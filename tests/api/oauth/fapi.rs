@@ -480,17 +480,46 @@ async fn dpop_nonces_and_replays_hold_across_instances() {
     .await;
     r.assert(204, None);
 
-    // Introspection answers the binding (RFC 9449 §6.2): the resource server checks the proof.
-    let r = post_form(
-        &b,
-        "/oauth2/introspect",
-        Some((&id, &secret)),
-        None,
-        &[("token", &token)],
-    )
-    .await;
+    // Introspection refuses the bound token without its proof (API.md: every check), and
+    // with the proof the resource server received (passed along in `DPoP`) answers the
+    // binding; the server compares htm and htu with its own request.
+    async fn introspect(
+        app: &TestApp,
+        client: (&str, &str),
+        token: &str,
+        proof: Option<String>,
+    ) -> Resp {
+        post_form(
+            app,
+            "/oauth2/introspect",
+            Some(client),
+            proof.as_deref(),
+            &[("token", token)],
+        )
+        .await
+    }
+    let client = (id.as_str(), secret.as_str());
+    let r = introspect(&b, client, &token, None).await;
     r.assert(200, None);
-    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    let received = key.proof("GET", htu, Some(&token), None);
+    let r = introspect(&b, client, &token, Some(received.clone())).await;
+    r.assert(200, None);
+    assert_eq!(r.body["active"], true, "{}", r.text);
     assert_eq!(r.body["token_type"], "DPoP");
     assert_eq!(r.body["cnf"]["jkt"], key.jkt());
+    // The same proof again, on the other instance: a replay.
+    let r = introspect(&a, client, &token, Some(received)).await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    // Another key's proof, or one without the token's hash: refused.
+    let r = introspect(
+        &a,
+        client,
+        &token,
+        Some(DpopKey::new().proof("GET", htu, Some(&token), None)),
+    )
+    .await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    let r = introspect(&a, client, &token, Some(key.proof("GET", htu, None, None))).await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
 }
