@@ -12,6 +12,7 @@
 //!   buckets, idempotency claims, live feeds), so it never reaches into the fields;
 //! - `keys`: signing-key lifecycle; `bootstrap`: the `ADMIN_EMAIL` account;
 //! - `background`: revocation catch-up and pruning loops;
+//! - `audit`: writing security events (and publishing them to the other instances);
 //! - `paging`: cursor pages (`?cursor=&limit=`) of every list.
 //!
 //! [`Service`]'s fields are private, but for the store and the token issuer that the
@@ -19,6 +20,7 @@
 
 pub mod admin;
 pub mod apikeys;
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod bootstrap;
@@ -36,6 +38,8 @@ pub mod signatures;
 pub mod verification;
 pub mod webauthn;
 
+pub use audit::Audit;
+use audit::RemoteEvent;
 pub use error::{Error, Result};
 pub use gateway::Claim;
 pub use paging::{PageRequest, Paged};
@@ -45,7 +49,7 @@ pub use crate::store::{ApiKeyRecord, AuditEvent, AuditQuery, UserQuery};
 
 use crate::config::Config;
 use crate::domain::lockout::{LockoutPolicy, LockoutScope};
-use crate::domain::{AuditKind, Tier, User, UserId};
+use crate::domain::{Tier, User, UserId};
 use crate::store::revocation::RevocationList;
 use crate::store::DynStore;
 use crate::tokens::{CsrfSecret, RefreshSecret, Sealer, TokenIssuer};
@@ -105,61 +109,6 @@ impl Caller {
             })
         }
     }
-}
-
-/// A security event to write ([`Service::audit`]): its kind, then whom it is about, who
-/// acted and from where, as far as they are known.
-/// `Audit::new(AuditKind::LoginFailed).user(id).ctx(ctx).details(json!({...}))`.
-#[must_use]
-pub struct Audit<'a> {
-    kind: AuditKind,
-    user: Option<UserId>,
-    actor: Option<UserId>,
-    ctx: Option<&'a RequestContext>,
-    details: serde_json::Value,
-}
-
-impl<'a> Audit<'a> {
-    pub fn new(kind: AuditKind) -> Self {
-        Self {
-            kind,
-            user: None,
-            actor: None,
-            ctx: None,
-            details: serde_json::json!({}),
-        }
-    }
-
-    /// The account the event is about.
-    pub fn user(mut self, user: impl Into<Option<UserId>>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// Who acted (the user themselves, an admin), when known.
-    pub fn actor(mut self, actor: impl Into<Option<UserId>>) -> Self {
-        self.actor = actor.into();
-        self
-    }
-
-    /// The request it came from (none for the CLI and background work).
-    pub fn ctx(mut self, ctx: impl Into<Option<&'a RequestContext>>) -> Self {
-        self.ctx = ctx.into();
-        self
-    }
-
-    /// What the events list shows besides the kind (`{}` when not given).
-    pub fn details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
-        self
-    }
-}
-
-/// A security event published for the other instances' WebSockets.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RemoteEvent {
-    origin: Uuid,
-    event: AuditEvent,
 }
 
 /// Users read in the last second, so a stream of `/auth/me` calls does not read the
@@ -268,42 +217,6 @@ impl Service {
     /// access token issued before `now` can live.
     pub fn sid_revocation_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + self.config.access_ttl + chrono::Duration::seconds(1)
-    }
-
-    /// Writes a security event; a failure to write is logged, never shown to the caller.
-    pub async fn audit(&self, entry: Audit<'_>) {
-        let Audit {
-            kind,
-            user,
-            actor,
-            ctx,
-            details,
-        } = entry;
-        let event = AuditEvent {
-            id: Uuid::now_v7(),
-            kind: kind.as_str().to_string(),
-            at: Utc::now(),
-            user_id: user,
-            actor_id: actor,
-            ip: ctx.map(|c| c.ip.to_string()),
-            user_agent: ctx.and_then(|c| c.user_agent.clone()),
-            details,
-        };
-        if let Err(e) = self.store.insert_event(&event).await {
-            tracing::error!(error = %e, kind = kind.as_str(), "could not write audit event");
-        }
-        if let Some(bus) = &self.bus {
-            let remote = RemoteEvent {
-                origin: self.instance,
-                event: event.clone(),
-            };
-            if let Ok(json) = serde_json::to_string(&remote) {
-                if !bus.publish_event(json) {
-                    self.fanout_dropped("events");
-                }
-            }
-        }
-        let _ = self.events.send(event);
     }
 
     /// A user read at most `UserCache::FRESH` ago, or from the store. Writes on this instance

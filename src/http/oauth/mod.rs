@@ -12,7 +12,7 @@
 //!
 //! Every `/oauth2/` JSON answer that is an error has the RFC 6749 shape
 //! (`{"error", "error_description"}`), not the native one: [`OAuthJson`] renders ours, and
-//! [`oauth_errors`] reshapes the framework's (bad form, wrong method, rate limits) and
+//! `oauth_errors` reshapes the framework's (bad form, wrong method, rate limits) and
 //! marks them so the dialect renderer leaves them alone ([`Rendered`]).
 
 pub mod clients;

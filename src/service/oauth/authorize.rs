@@ -45,7 +45,7 @@ pub struct AuthorizeParams {
     /// proof sent to `/oauth2/par`, or sent here.
     pub dpop_jkt: Option<String>,
     /// The request came from `/oauth2/par` (RFC 9126). Set by the server only: a query or
-    /// form gives strings, which [`only_true`] never reads as `true`; a sealed request
+    /// form gives strings, which `only_true` never reads as `true`; a sealed request
     /// keeps it.
     #[serde(
         default,

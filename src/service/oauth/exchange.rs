@@ -24,20 +24,6 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// `subject_token_type` of a bearer API key (tradeauth's own URN).
 pub const API_KEY_TYPE: &str = "urn:tradeauth:params:token-type:api-key";
 
-/// The token-exchange parameters of a token request (RFC 8693 §2.1).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct ExchangeParams {
-    pub subject_token: Option<String>,
-    pub subject_token_type: Option<String>,
-    pub requested_token_type: Option<String>,
-    pub actor_token: Option<String>,
-    pub actor_token_type: Option<String>,
-    /// RFC 8707: the absolute URI of the service the token is for (its `aud`).
-    pub resource: Option<String>,
-    /// A logical audience name: only tradeauth's own audience is accepted.
-    pub audience: Option<String>,
-}
-
 /// What the subject token could do.
 struct Subject {
     sub: String,

@@ -42,9 +42,23 @@ pub struct TokenParams {
     pub dpop_jkt: Option<String>,
     /// Token exchange (RFC 8693 §2.1; `exchange.rs`).
     #[serde(flatten)]
-    pub exchange: super::exchange::ExchangeParams,
+    pub exchange: ExchangeParams,
     /// The device grant's `device_code` (RFC 8628 §3.4; `device.rs`).
     pub device_code: Option<String>,
+}
+
+/// The token-exchange parameters of a token request (RFC 8693 §2.1).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ExchangeParams {
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
+    /// RFC 8707: the absolute URI of the service the token is for (its `aud`).
+    pub resource: Option<String>,
+    /// A logical audience name: only tradeauth's own audience is accepted.
+    pub audience: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1). No `Debug`: it holds tokens.
