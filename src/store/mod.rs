@@ -127,6 +127,9 @@ pub struct SignInGuard {
     /// The password hash the password was checked against (`None`: the sign-in did not
     /// use the password, a passkey say).
     pub password_hash: Option<String>,
+    /// How the sign-in proved the user (RFC 8176 values): kept with the session for the
+    /// ID tokens of the authorizations it makes.
+    pub amr: Vec<String>,
 }
 
 /// Filters of the admin user list.

@@ -152,6 +152,9 @@ pub trait SessionStore: Send + Sync {
     /// When the session last proved a password or passkey (its creation, a login, unless
     /// marked since); `None` when there is no such session.
     async fn session_authenticated_at(&self, id: Uuid) -> StoreResult<Option<DateTime<Utc>>>;
+    /// How the session's sign-in proved the user (RFC 8176 `amr` values); `None` for a
+    /// session from before this was recorded, or none at all.
+    async fn session_amr(&self, id: Uuid) -> StoreResult<Option<Vec<String>>>;
     /// Records that the session proved a password or passkey again at `at`.
     async fn mark_session_authenticated(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -27,6 +27,18 @@ impl SignInMethod {
             SignInMethod::Passkey => "passkey",
         }
     }
+
+    /// What the sign-in proved, as RFC 8176 `amr` values (the ID token's `amr`): a
+    /// password, with the TOTP step when the account has one (a sign-in without it never
+    /// gets this far); a passkey is a hardware-held key used with user verification.
+    pub fn amr(self, user: &User) -> Vec<String> {
+        let values: &[&str] = match self {
+            SignInMethod::Password if user.mfa_enabled => &["pwd", "otp", "mfa"],
+            SignInMethod::Password => &["pwd"],
+            SignInMethod::Passkey => &["hwk", "user"],
+        };
+        values.iter().map(|v| v.to_string()).collect()
+    }
 }
 
 impl Service {
@@ -77,6 +89,7 @@ impl Service {
             let guard = SignInGuard {
                 tier: user.tier,
                 password_hash: checked_hash.clone(),
+                amr: method.amr(&user),
             };
             if let Some(issued) = self.start_session(&user, &guard, remember_me, ctx).await? {
                 break issued;

@@ -419,8 +419,12 @@ impl Service {
                 });
             }
         }
+        let amr = self
+            .sign_in_amr(caller, &user)
+            .await
+            .map_err(server_error)?;
         let url = self
-            .issue_code(&c, &user, scope, auth_time, ctx)
+            .issue_code(&c, &user, scope, (auth_time, amr), ctx)
             .await
             .map_err(server_error)?;
         Ok(Authorized::Redirect(url))

@@ -94,9 +94,29 @@ impl Service {
                 })),
         )
         .await;
-        self.issue_code(&c, &user, scope, auth_time, ctx)
+        let amr = self
+            .sign_in_amr(caller, &user)
+            .await
+            .map_err(server_error)?;
+        self.issue_code(&c, &user, scope, (auth_time, amr), ctx)
             .await
             .map_err(server_error)
+    }
+
+    /// How the browser session's sign-in proved the user (the ID token's `amr`): as
+    /// recorded at sign-in; for a session from before that was recorded, what the account
+    /// requires of a password sign-in.
+    pub(super) async fn sign_in_amr(
+        &self,
+        caller: &crate::service::Caller,
+        user: &crate::domain::User,
+    ) -> crate::service::Result<Vec<String>> {
+        if let Some(sid) = caller.session_id() {
+            if let Some(amr) = self.store.session_amr(sid).await?.filter(|a| !a.is_empty()) {
+                return Ok(amr);
+            }
+        }
+        Ok(crate::service::auth::SignInMethod::Password.amr(user))
     }
 
     /// Stores a code for the request and answers the client's redirect URL with it.
@@ -105,16 +125,11 @@ impl Service {
         c: &Checked,
         user: &crate::domain::User,
         scope: Scopes,
-        auth_time: chrono::DateTime<Utc>,
+        (auth_time, amr): (chrono::DateTime<Utc>, Vec<String>),
         _ctx: &RequestContext,
     ) -> crate::service::Result<String> {
         let code = random_token(32);
         let now = Utc::now();
-        let amr = if user.mfa_enabled {
-            vec!["pwd".to_string(), "otp".to_string(), "mfa".to_string()]
-        } else {
-            vec!["pwd".to_string()]
-        };
         self.store
             .insert_code(&AuthCode {
                 hash: hash(&code),

@@ -281,11 +281,7 @@ impl Service {
         }
         .ok_or(Error::MissingToken)?;
         let scope = row.scope.within_tier(user.tier);
-        let amr = if user.mfa_enabled {
-            vec!["pwd".to_string(), "otp".to_string(), "mfa".to_string()]
-        } else {
-            vec!["pwd".to_string()]
-        };
+        let amr = self.sign_in_amr(caller, &user).await?;
         let approval = DeviceApproval {
             user_id: user.id,
             scope: scope.clone(),

@@ -93,8 +93,8 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         let sql = format!(
             "INSERT INTO sessions (id, user_id, generation, remember_me, created_at, \
              last_used_at, rotated_at, refresh_expires_at, absolute_expires_at, revoked_at, ip, \
-             user_agent, authenticated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5 \
+             user_agent, authenticated_at, amr) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5, $15 \
              WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND is_active = TRUE \
                AND tier = $13 AND ($14 IS NULL OR password_hash = $14){})",
             DB::SHARE_ROWS
@@ -114,6 +114,7 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
             .arg(s.user_agent.as_deref())
             .arg(guard.tier.get() as i64)
             .arg(guard.password_hash.as_deref())
+            .arg(serde_json::to_string(&guard.amr).unwrap_or_else(|_| "[]".into()))
             .run(&mut *self.writer().await?)
             .await?;
         Ok(inserted == 1)
@@ -235,6 +236,18 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
             Ok(from_ms(at))
         })
         .transpose()
+    }
+
+    async fn session_amr(&self, id: Uuid) -> StoreResult<Option<Vec<String>>> {
+        let row = sqlx::query::<DB>("SELECT amr FROM sessions WHERE id = $1")
+            .arg(id.to_string())
+            .optional(&mut *self.reader().await?)
+            .await?;
+        let text: Option<String> = match row {
+            Some(r) => r.col("amr")?,
+            None => None,
+        };
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     async fn mark_session_authenticated(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {

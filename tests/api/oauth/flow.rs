@@ -812,3 +812,47 @@ async fn a_client_may_ask_for_es256_or_eddsa_id_tokens() {
         assert_eq!(claims.subject.as_deref(), Some(user_id.as_str()));
     }
 }
+
+/// The ID token's `amr` says how the browser session signed in (RFC 8176): a passkey is
+/// `hwk` and `user`, not the password the account also has.
+#[tokio::test]
+async fn a_passkey_sign_in_gives_the_id_token_amr_hwk_and_user() {
+    // The default public URL (http://localhost:8080): its host is a valid WebAuthn RP ID.
+    let app = spawn_app().await;
+    let (email, login, mut auth, _) = crate::passkeys::user_with_passkey(&app).await;
+    let user_id = login["user"]["id"].as_str().unwrap().to_string();
+    let client = register_client(
+        &app,
+        json!({"name": "Desk", "client_type": "confidential", "redirect_uris": [REDIRECT_URI], "first_party": true}),
+    )
+    .await;
+    let id = client["client_id"].as_str().unwrap();
+    let secret = client["client_secret"].as_str().unwrap();
+    // The browser signs in with its passkey (cookie mode), as the login page's script does.
+    let mut agent = Agent::new(&app);
+    let started = crate::passkeys::start_login(&app, Some(&email)).await;
+    let assertion = auth.get(&started.body["options"]).unwrap();
+    let signed_in = agent
+        .post_json(
+            "/api/v1/auth/passkeys/login/finish",
+            &json!({"challenge_id": started.body["challenge_id"], "credential": assertion, "token_transport": "cookie"}),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
+    let (code, verifier) = code_for(&mut agent, id, "openid", &email).await;
+    let t = exchange(&app, (id, secret), &code, &verifier).await;
+    t.assert(200, None);
+    let payload = t.body["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], user_id);
+    assert_eq!(claims["amr"], json!(["hwk", "user"]));
+}

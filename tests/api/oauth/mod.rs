@@ -178,6 +178,12 @@ impl Agent {
         self.send(req).await
     }
 
+    /// A JSON `POST` (an API call a page's script makes), with the jar's cookies.
+    pub async fn post_json(&mut self, url: &str, body: &Value) -> Page {
+        let req = self.client.post(self.absolute(url)).json(body);
+        self.send(req).await
+    }
+
     pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
         let req = self.client.post(self.absolute(url)).form(form);
         self.send(req).await
