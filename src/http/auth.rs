@@ -24,22 +24,33 @@ use crate::service::{Caller, Error, RequestContext};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// `/api/v1/auth/me`, routed from the top of the router (see `http::router`): `GET`, which
+/// every service's user page calls, passes no layer (the write limits never count reads,
+/// and it has no body to check); `PATCH` gets the write limit and the signed-body check
+/// the API routers give every write.
+pub fn me_route(state: &AppState) -> MethodRouter<AppState> {
+    limited(patch(update_me), state, Class::Write)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::signed::check_signed_body,
+        ))
+        .get(get_me)
+}
 
 /// The `/auth` routes of this module, each with its rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
     let writes = Router::new()
         .route("/logout", post(logout_user))
         .route("/logout-all", post(logout_everywhere))
-        .route("/me", get(get_me).patch(update_me))
         .route("/password", post(change_password))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(revoke_session))
-        .route("/events", get(list_events))
-        .route("/verify", get(verify_caller));
+        .route("/events", get(list_events));
     limit_all(writes, state, Class::Write)
         .route(
             "/register",

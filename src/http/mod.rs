@@ -44,6 +44,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 use std::time::Instant;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -74,6 +75,12 @@ pub fn router(state: AppState) -> Router {
             signed::check_signed_body,
         ));
     Router::new()
+        // The two hottest routes, forward-auth and the caller's own account, straight from
+        // the top: past the nesting and the layers of the API routers, which a read does not
+        // need (the write limits never count reads; forward-auth checks a forwarded body
+        // itself; `me_route` gives its PATCH the layers of every write).
+        .route("/api/v1/auth/verify", get(auth::verify_caller))
+        .route("/api/v1/auth/me", auth::me_route(&state))
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(openapi::router())
