@@ -118,8 +118,9 @@ pub trait SessionStore: Send + Sync {
     /// The session with this id, live or not (read through the writer: the latest
     /// generation).
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
-    /// The session and its user, read together (the refresh path).
-    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
+    /// The session and its user, read together (the refresh path), and whether it is an
+    /// OAuth authorization (whose refresh token only its client may use).
+    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User, bool)>>;
     /// Moves the session from generation `from` to `from + 1` if it is still at `from` and
     /// live: the new token's record and its parent's retirement are this one statement.
     /// `false` when another refresh won the race (or the session died).

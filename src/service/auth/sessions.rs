@@ -24,26 +24,31 @@ impl Service {
     /// token endpoint takes it.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, token: &str, ctx: &RequestContext) -> Result<Issued> {
-        if let Some((sid, _)) = self.refresh.parse(token) {
-            if self.store.oauth_session(sid).await?.is_some() {
-                return Err(Error::InvalidRefreshToken);
-            }
-        }
-        self.rotate_refresh(token, ctx).await
+        self.rotate_refresh(token, false, ctx).await
     }
 
-    /// The rotation itself (native and OAuth sessions alike).
-    pub(crate) async fn rotate_refresh(&self, token: &str, ctx: &RequestContext) -> Result<Issued> {
+    /// The rotation itself (native and OAuth sessions alike); `oauth`: the token endpoint
+    /// asks (an OAuth session's refresh token is good only there).
+    pub(crate) async fn rotate_refresh(
+        &self,
+        token: &str,
+        oauth: bool,
+        ctx: &RequestContext,
+    ) -> Result<Issued> {
         let (sid, presented) = self
             .refresh
             .parse(token)
             .ok_or(Error::InvalidRefreshToken)?;
         let grace = self.config.refresh_reuse_grace;
-        let (mut session, user) = self
+        // One read: the session, its user, and whether it belongs to an OAuth client.
+        let (mut session, user, of_a_client) = self
             .store
             .session_with_user(sid)
             .await?
             .ok_or(Error::InvalidRefreshToken)?;
+        if of_a_client && !oauth {
+            return Err(Error::InvalidRefreshToken);
+        }
         // Two passes at most: if another refresh wins the rotation race, the second pass
         // sees its result and takes the grace path, handing out the token it issued.
         for pass in 0..2 {

@@ -376,7 +376,7 @@ impl Service {
             }
             link.scope = asked.union(&Scopes::parse("offline_access"));
         }
-        let issued = match self.rotate_refresh(&token, ctx).await {
+        let issued = match self.rotate_refresh(&token, true, ctx).await {
             Ok(issued) => issued,
             Err(Error::RefreshTokenReused) => {
                 return Err(OAuthError::invalid_grant(

@@ -49,7 +49,9 @@ static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
             .join(", ")
     };
     format!(
-        "SELECT {}, {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        "SELECT {}, {}, \
+         (SELECT COUNT(*) FROM oauth_sessions o WHERE o.session_id = s.id) AS oauth_links \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         cols(SESSION_COLS, &|c| format!("s.{c}")),
         cols(USER_COLS, &|c| format!("u.{c} AS u_{c}")),
     )
@@ -131,7 +133,7 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
         row.as_ref().map(session_from_row::<DB>).transpose()
     }
 
-    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
+    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<(Session, User, bool)>> {
         // One round trip for both rows, on the read pool: the writer (SQLite has one
         // connection) is left to the rotation. A read never sees less than what was
         // committed before it began, and a rotation that commits after it loses nothing:
@@ -142,9 +144,11 @@ impl<DB: Backend> SessionStore for SqlStore<DB> {
             .await?;
         row.as_ref()
             .map(|r| {
+                let links: i64 = r.col("oauth_links")?;
                 Ok((
                     session_from_row::<DB>(r)?,
                     user_from_prefixed::<DB>(r, "u_")?,
+                    links > 0,
                 ))
             })
             .transpose()
