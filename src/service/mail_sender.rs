@@ -14,15 +14,17 @@
 //! restarted one) sends them — including a mail whose send was under way at the crash,
 //! which its recipient may then get twice (with the same link).
 //!
-//! The per-recipient quota (`rate_limit_mail`) counts mails actually sent: it is checked
-//! against the sent rows of the last period just before each attempt, so a mail held
-//! back, given up or never sent costs nothing. Two instances sending to one address at
+//! The per-recipient quota (`rate_limit_mail`) counts mails actually sent: just before
+//! each attempt, the sent rows of the last period are run through the same bucket rule as
+//! the other rate limits (GCRA: burst = count, refilled evenly), so a mail held back,
+//! given up or never sent costs nothing. Two instances sending to one address at
 //! the same instant may each send one mail past it.
 
 use super::Service;
 use crate::mail::{recipient_domain, Mail, SenderState};
 use crate::store::mail::{NewMailToken, PendingMail, QueuedMail};
-use chrono::{TimeDelta, Utc};
+use crate::store::ratelimit::Limit;
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,18 @@ const SEAL_PURPOSE: &str = "mail_outbox";
 /// When attempt `attempts + 1` is due after `attempts` failures.
 fn backoff(attempts: i64) -> TimeDelta {
     TimeDelta::seconds(1i64 << attempts.clamp(0, 20)).min(TimeDelta::minutes(10))
+}
+
+/// Whether a bucket of `limit` (burst = count, refilled evenly over the period: the GCRA
+/// of the other rate limits) that took one token per mail `sent` (oldest first; those of
+/// the last period) has a token left `now`.
+fn gcra_allows(sent: &[DateTime<Utc>], now: DateTime<Utc>, limit: Limit) -> bool {
+    let period = TimeDelta::from_std(limit.period).unwrap_or(TimeDelta::hours(1));
+    let step = period / i32::try_from(limit.count).unwrap_or(i32::MAX).max(1);
+    let tat = sent.iter().fold(None, |tat: Option<DateTime<Utc>>, t| {
+        Some(tat.map_or(*t, |tat| tat.max(*t)) + step)
+    });
+    tat.is_none_or(|tat| tat <= now + period - step)
 }
 
 /// Sends mails until [`Service::drain_mails`] stops it.
@@ -141,13 +155,10 @@ impl Service {
             return true;
         }
         let limit = self.config.rate_limits.mail;
+        let now = Utc::now();
         let period = TimeDelta::from_std(limit.period).unwrap_or(TimeDelta::hours(1));
-        match self
-            .store
-            .mails_sent_to(recipient, Utc::now() - period)
-            .await
-        {
-            Ok(sent) => sent < i64::from(limit.count),
+        match self.store.mails_sent_to(recipient, now - period).await {
+            Ok(sent) => gcra_allows(&sent, now, limit),
             Err(e) => {
                 // Not knowing, send: the mail was promised, and the next check will know.
                 tracing::warn!(error = %e, "could not count the recipient's mails");
@@ -233,6 +244,25 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quota_is_a_bucket_of_the_mails_sent() {
+        let limit = Limit::parse("5/hour").unwrap();
+        let t0 = Utc::now();
+        let min = TimeDelta::minutes(1);
+        assert!(gcra_allows(&[], t0, limit));
+        let four = vec![t0; 4];
+        assert!(gcra_allows(&four, t0, limit), "a burst of 5");
+        let five = vec![t0; 5];
+        assert!(!gcra_allows(&five, t0, limit));
+        assert!(!gcra_allows(&five, t0 + min * 11, limit));
+        assert!(
+            gcra_allows(&five, t0 + min * 12, limit),
+            "one back every 12 min"
+        );
+        let spread: Vec<_> = (0..5).map(|i| t0 + min * (12 * i)).collect();
+        assert!(gcra_allows(&spread, t0 + min * 60, limit));
+    }
 
     #[test]
     fn retries_back_off_exponentially_to_ten_minutes() {

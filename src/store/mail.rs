@@ -68,8 +68,12 @@ pub trait MailOutbox: Send + Sync {
     ) -> StoreResult<()>;
     /// Not sent, and never will be (given up, or held back by the quota): removed.
     async fn drop_mail(&self, id: Uuid) -> StoreResult<()>;
-    /// How many mails to `recipient` were sent since `since`.
-    async fn mails_sent_to(&self, recipient: &str, since: DateTime<Utc>) -> StoreResult<i64>;
+    /// When the mails to `recipient` sent since `since` went out, oldest first.
+    async fn mails_sent_to(
+        &self,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>>;
     /// How many mails wait to be sent (claimed or not, due or later).
     async fn unsent_mails(&self) -> StoreResult<i64>;
     /// Releases every claim of `instance` (a graceful stop), so another sends them.

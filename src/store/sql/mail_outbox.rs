@@ -134,15 +134,25 @@ impl<DB: Backend> MailOutbox for SqlStore<DB> {
         Ok(())
     }
 
-    async fn mails_sent_to(&self, recipient: &str, since: DateTime<Utc>) -> StoreResult<i64> {
-        let row = sqlx::query::<DB>(
-            "SELECT COUNT(*) AS n FROM mail_outbox WHERE recipient = $1 AND sent_at >= $2",
+    async fn mails_sent_to(
+        &self,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT sent_at FROM mail_outbox WHERE recipient = $1 AND sent_at >= $2 \
+             ORDER BY sent_at",
         )
         .arg(recipient)
         .arg(ms(since))
-        .one(&mut *self.writer().await?)
+        .all(&mut *self.writer().await?)
         .await?;
-        row.col("n")
+        rows.iter()
+            .map(|r| {
+                let at: i64 = r.col("sent_at")?;
+                Ok(from_ms(at))
+            })
+            .collect()
     }
 
     async fn unsent_mails(&self) -> StoreResult<i64> {
