@@ -68,8 +68,7 @@ pub fn spawn(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let now = *state.borrow_and_update();
-            if now != SenderState::Running {
+            if *state.borrow_and_update() != SenderState::Running {
                 // Draining: what is due now, until nothing is; halted: nothing more.
                 if service.send_due_mails(&state).await == 0 {
                     return;
