@@ -232,3 +232,95 @@ async fn sent_mails_lose_their_body_at_once_and_their_row_after_a_day() {
     assert_eq!(db.count("1 = 1").await, 1, "the day-old row is pruned");
     assert_eq!(db.count(&format!("sent_at > {day_ago}")).await, 1);
 }
+
+/// An SMTP server on loopback that takes its time over each mail: it answers the end of
+/// the data only `delay` after it came. Counts the mails it began and accepted.
+struct SlowSmtp {
+    port: u16,
+    began: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn slow_smtp(delay: Duration) -> SlowSmtp {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let began = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (b, a) = (began.clone(), accepted.clone());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (b, a) = (b.clone(), a.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 slow.test ESMTP\r\n").await;
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let answer: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        tokio::time::sleep(delay).await;
+                        a.fetch_add(1, Ordering::SeqCst);
+                        b"250 accepted\r\n"
+                    } else {
+                        match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                            "DATA" => {
+                                in_data = true;
+                                b.fetch_add(1, Ordering::SeqCst);
+                                b"354 go on\r\n"
+                            }
+                            "QUIT" => b"221 bye\r\n",
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if write.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    SlowSmtp {
+        port,
+        began,
+        accepted,
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_stop_finishes_the_send_under_way_and_it_is_not_sent_again() {
+    use std::sync::atomic::Ordering;
+    let smtp = slow_smtp(Duration::from_millis(1500)).await;
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let first = spawn_with(|s| s.set("mailer", url).set("public_url", PUBLIC)).await;
+    let db = Db::of(&first);
+    first
+        .register("mid.send@example.com", PASSWORD)
+        .await
+        .assert(201, None);
+    for _ in 0..100 {
+        if smtp.began.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(smtp.began.load(Ordering::SeqCst), 1, "the send began");
+    assert_eq!(smtp.accepted.load(Ordering::SeqCst), 0);
+    // Stopped while the server still holds the mail's data.
+    first.stop().await;
+    assert_eq!(
+        smtp.accepted.load(Ordering::SeqCst),
+        1,
+        "the stop waited for the send"
+    );
+    assert_eq!(db.count("sent_at IS NOT NULL").await, 1, "recorded as sent");
+    // The next instance has nothing to send.
+    let (_next, outbox) = db.filing_instance(|s| s).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(mails(&outbox).is_empty(), "sent twice");
+    assert_eq!(smtp.began.load(Ordering::SeqCst), 1);
+}
