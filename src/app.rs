@@ -68,6 +68,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let background = service::background::spawn(self.service.clone());
         let logouts = service::oauth::backchannel::spawn(self.service.clone());
+        let mails = service::mail_sender::spawn(self.service.clone());
         let state = AppState::new(self.service.clone());
         let sockets = state.ws.clone();
         let router = http::router(state);
@@ -92,10 +93,14 @@ impl Application {
         // Upgraded connections are not waited for by the server: give every WebSocket
         // the moment it needs to send its 1001 before the runtime goes away.
         sockets.wait_closed(Duration::from_secs(5)).await;
-        // Mails for requests already answered (a verification link, a reset link).
-        let unsent = self.service.drain_outbox(Duration::from_secs(10)).await;
+        // Mails for requests already answered (a verification link, a reset link): what
+        // is due goes out now; the rest stays in the outbox for the other instances.
+        let unsent = self
+            .service
+            .drain_mails(mails, Duration::from_secs(10))
+            .await;
         if unsent > 0 {
-            tracing::warn!(unsent, "stopping with mails not yet sent");
+            tracing::info!(unsent, "mails left in the outbox for the next instance");
         }
         background.abort();
         // Undelivered logout tokens this instance holds go to the next instance at once.

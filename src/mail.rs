@@ -1,5 +1,6 @@
 //! Outgoing mail: a [`Mailer`] per `TRADEAUTH_MAILER` (`log`, `file:DIR`, `smtp://`,
-//! `smtps://`) and an outbox that sends off the request path, with retries and backoff.
+//! `smtps://`), and this instance's side of the durable outbox ([`Outbox`]; the mails
+//! themselves wait in the database, and `service::mail_sender` sends them).
 //!
 //! The mailer is built from its spec, parsed and checked with the rest of the config
 //! ([`MailerSpec`]); this module only sends.
@@ -19,7 +20,7 @@ use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 /// A plain-text mail.
 #[derive(Clone)]
@@ -140,66 +141,79 @@ pub fn from_config(spec: &MailerSpec, from: &Mailbox) -> anyhow::Result<Arc<dyn 
     })
 }
 
-/// Mails waiting to be sent by the background sender.
-#[derive(Clone)]
+/// Where a stopping instance's sender stands (see `service::mail_sender`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderState {
+    /// Sends what is due, on every tick and whenever a mail is queued here.
+    Running,
+    /// A graceful stop: sends what is due now, then ends.
+    Draining,
+    /// The drain's time is up: finishes the sends under way, claims nothing more.
+    Halted,
+}
+
+/// This instance's side of the durable outbox (the `mail_outbox` table): the mailer, a
+/// wake-up for the sender when a mail is queued here, the count of mail jobs still
+/// running after their request was answered, and the sender's stop signal.
 pub struct Outbox {
-    tx: mpsc::Sender<Mail>,
-    /// Mails queued or being delivered, for [`Outbox::drain`] at shutdown.
-    pending: Arc<tokio::sync::watch::Sender<usize>>,
+    pub mailer: Arc<dyn Mailer>,
+    wake: tokio::sync::Notify,
+    jobs: Arc<watch::Sender<usize>>,
+    state: watch::Sender<SenderState>,
+}
+
+/// A mail job under way (a resend or reset request answered before its lookup): a
+/// graceful stop waits for it to queue its mail. Ends when dropped.
+pub struct MailJob(Arc<watch::Sender<usize>>);
+
+impl Drop for MailJob {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Outbox {
-    /// Starts the sender: each mail is tried up to 4 times, 1 s, 2 s and 4 s apart.
-    pub fn start(mailer: Arc<dyn Mailer>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Mail>(1024);
-        let pending = Arc::new(tokio::sync::watch::Sender::new(0usize));
-        let done = pending.clone();
-        tokio::spawn(async move {
-            while let Some(mail) = rx.recv().await {
-                let (mailer, done) = (mailer.clone(), done.clone());
-                tokio::spawn(async move {
-                    deliver(mailer.as_ref(), &mail).await;
-                    done.send_modify(|n| *n = n.saturating_sub(1));
-                });
-            }
-        });
-        Self { tx, pending }
-    }
-
-    /// Queues a mail; a full queue drops it (logged), it never blocks a request.
-    pub fn send(&self, mail: Mail) {
-        self.pending.send_modify(|n| *n += 1);
-        if let Err(e) = self.tx.try_send(mail) {
-            self.pending.send_modify(|n| *n = n.saturating_sub(1));
-            tracing::error!(error = %e, "mail queue full or closed; mail dropped");
+    pub fn new(mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            mailer,
+            wake: tokio::sync::Notify::new(),
+            jobs: Arc::new(watch::Sender::new(0)),
+            state: watch::Sender::new(SenderState::Running),
         }
     }
 
-    /// Waits, for at most `limit`, until every queued mail was delivered or given up on
-    /// (a stopping instance, so a request answered just before SIGTERM still gets its
-    /// mail). Returns how many were still pending.
-    pub async fn drain(&self, limit: Duration) -> usize {
-        let mut rx = self.pending.subscribe();
-        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
-        let left = *self.pending.borrow();
-        left
+    /// A mail was queued here: the sender looks at once rather than at its next tick.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves when [`Outbox::wake`] was called (now or since the last time).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Counts a mail job until the returned guard is dropped.
+    pub fn job(&self) -> MailJob {
+        self.jobs.send_modify(|n| *n += 1);
+        MailJob(self.jobs.clone())
+    }
+
+    /// Waits, at most until `deadline`, for the mail jobs under way to finish.
+    pub async fn jobs_done(&self, deadline: tokio::time::Instant) {
+        let mut rx = self.jobs.subscribe();
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n == 0)).await;
+    }
+
+    pub fn set_state(&self, state: SenderState) {
+        self.state.send_replace(state);
+    }
+
+    pub fn state(&self) -> watch::Receiver<SenderState> {
+        self.state.subscribe()
     }
 }
 
-async fn deliver(mailer: &dyn Mailer, mail: &Mail) {
-    let domain = mail.to.rsplit_once('@').map(|(_, d)| d).unwrap_or("?");
-    let mut delay = Duration::from_secs(1);
-    for attempt in 1..=4 {
-        match mailer.send(mail).await {
-            Ok(()) => return,
-            Err(e) if attempt < 4 => {
-                tracing::warn!(error = %format!("{e:#}"), attempt, recipient_domain = domain, "mail send failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), recipient_domain = domain, "mail not sent after 4 attempts");
-            }
-        }
-    }
+/// The domain of an address, the one part of it the logs name.
+pub fn recipient_domain(to: &str) -> &str {
+    to.rsplit_once('@').map(|(_, d)| d).unwrap_or("?")
 }

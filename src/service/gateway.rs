@@ -166,11 +166,6 @@ impl Service {
         self.shutdown.send_replace(true);
     }
 
-    /// Waits for queued mails to go out, at most `limit`; the number left unsent.
-    pub async fn drain_outbox(&self, limit: Duration) -> usize {
-        self.outbox.drain(limit).await
-    }
-
     /// Whether a session is on the revocation list.
     pub fn is_session_revoked(&self, sid: &Uuid) -> bool {
         self.revocations.is_session_revoked(sid)

@@ -29,6 +29,7 @@ pub mod dpop;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod mail_sender;
 pub mod mfa;
 pub mod oauth;
 pub mod paging;
@@ -163,7 +164,7 @@ pub struct Service {
     revocations: Arc<RevocationList>,
     /// Argon2id on a bounded pool.
     hasher: passwords::Hasher,
-    /// Mails waiting to go out.
+    /// The mailer and this instance's side of the durable outbox (`mail_sender`).
     outbox: crate::mail::Outbox,
     /// Publishes revocations to other instances (with Redis); `None` in-process.
     bus: Option<crate::store::redis::RevocationBus>,
@@ -341,7 +342,7 @@ pub async fn build(
     let (events, _) = broadcast::channel(1024);
     let (revoked_sessions, _) = broadcast::channel(1024);
     let outbox =
-        crate::mail::Outbox::start(crate::mail::from_config(&config.mailer, &config.mail_from)?);
+        crate::mail::Outbox::new(crate::mail::from_config(&config.mailer, &config.mail_from)?);
     let instance = Uuid::new_v4();
     let mut limiter: crate::store::ratelimit::DynRateLimiter =
         Arc::new(crate::store::ratelimit::LocalRateLimiter::default());

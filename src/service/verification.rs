@@ -1,13 +1,14 @@
 //! Email verification and password reset: single-use tokens mailed as links, stored only
 //! as their SHA-256. The request endpoints answer the same whether or not an account
-//! exists (no enumeration); mails go out off the request path.
+//! exists (no enumeration). Each mail is queued in the durable outbox in the transaction
+//! that records its token, and goes out off the request path (`mail_sender`).
 
 use super::Audit;
 use super::{Error, RequestContext, Result, Service};
 use crate::domain::password::{self, PolicyInput};
 use crate::domain::AuditKind;
 use crate::domain::{Email, User};
-use crate::mail::Mail;
+use crate::store::mail::NewMailToken;
 use crate::store::MailPurpose;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -33,41 +34,11 @@ fn mail_address(email: &str) -> Result<Email> {
 }
 
 impl Service {
-    /// Queues a mail unless the recipient's quota is spent; a held-back mail is silently
-    /// not sent. Only mails actually sent count, so nobody can spend another's quota by
-    /// asking about addresses that have no account.
-    async fn send_mail(&self, to: &Email, subject: &str, body: String) {
-        if self.config.rate_limit {
-            let d = self
-                .limiter
-                .hit("mail_recipient", to.as_str(), self.config.rate_limits.mail)
-                .await;
-            if !d.allowed {
-                tracing::info!("mail to a recipient over its hourly quota held back");
-                return;
-            }
-        }
-        self.outbox.send(Mail {
-            to: to.to_string(),
-            subject: subject.to_string(),
-            body,
-        });
-    }
-
     /// Mails a fresh verification link.
     #[tracing::instrument(skip_all)]
     pub async fn send_verification(&self, user: &User) -> Result<()> {
         let (token, hash) = new_token();
-        let now = Utc::now();
-        self.store
-            .insert_mail_token(
-                &hash,
-                user.id,
-                MailPurpose::Verify,
-                now,
-                now + self.config.verification_ttl,
-            )
-            .await?;
+        let expires_at = Utc::now() + self.config.verification_ttl;
         let link = format!("{}/verify-email?token={token}", self.config.public_url);
         let body = format!(
             "Hello {},\n\nconfirm your email address for tradeauth by opening this link:\n\n{link}\n\n\
@@ -75,9 +46,19 @@ impl Service {
             user.username,
             crate::config::format_duration(self.config.verification_ttl)
         );
-        self.send_mail(&user.email, "Confirm your email address", body)
-            .await;
-        Ok(())
+        let token = NewMailToken {
+            hash: &hash,
+            user: user.id,
+            purpose: MailPurpose::Verify,
+            expires_at,
+        };
+        self.queue_mail(
+            token,
+            user.email.as_str(),
+            "Confirm your email address",
+            &body,
+        )
+        .await
     }
 
     /// Checks the address and answers; the lookup and the mail happen after the answer, so
@@ -86,7 +67,10 @@ impl Service {
     pub async fn resend_verification(self: &Arc<Self>, email: &str) -> Result<()> {
         let email = mail_address(email)?;
         let this = self.clone();
+        // Counted until its mail is queued: a graceful stop waits for it.
+        let job = self.outbox.job();
         tokio::spawn(async move {
+            let _job = job;
             if let Err(e) = this.resend_verification_now(email).await {
                 tracing::warn!(error = %e, "verification resend failed");
             }
@@ -138,7 +122,10 @@ impl Service {
     pub async fn request_password_reset(self: &Arc<Self>, email: &str) -> Result<()> {
         let email = mail_address(email)?;
         let this = self.clone();
+        // Counted until its mail is queued: a graceful stop waits for it.
+        let job = self.outbox.job();
         tokio::spawn(async move {
+            let _job = job;
             if let Err(e) = this.request_password_reset_now(email).await {
                 tracing::warn!(error = %e, "password reset request failed");
             }
@@ -155,16 +142,7 @@ impl Service {
             return Ok(());
         }
         let (token, hash) = new_token();
-        let now = Utc::now();
-        self.store
-            .insert_mail_token(
-                &hash,
-                user.id,
-                MailPurpose::Reset,
-                now,
-                now + self.config.reset_ttl,
-            )
-            .await?;
+        let expires_at = Utc::now() + self.config.reset_ttl;
         let link = format!("{}/reset-password?token={token}", self.config.public_url);
         let body = format!(
             "Hello {},\n\nsomeone asked to reset the password of your tradeauth account. To choose a new \
@@ -173,9 +151,14 @@ impl Service {
             user.username,
             crate::config::format_duration(self.config.reset_ttl)
         );
-        self.send_mail(&user.email, "Reset your password", body)
-            .await;
-        Ok(())
+        let token = NewMailToken {
+            hash: &hash,
+            user: user.id,
+            purpose: MailPurpose::Reset,
+            expires_at,
+        };
+        self.queue_mail(token, user.email.as_str(), "Reset your password", &body)
+            .await
     }
 
     /// Sets a new password from a reset token: every session ends, the lockout is cleared.

@@ -11,6 +11,7 @@
 //! its supertraits without importing them, so callers name no concern trait.
 
 pub mod grants;
+pub mod mail;
 pub mod oauth;
 pub mod postgres;
 pub mod ratelimit;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use grants::GrantStore;
+pub use mail::MailOutbox;
 pub use oauth::OAuthStore;
 pub use sql::SqlStore;
 pub use traits::PasskeyStore;

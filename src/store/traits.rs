@@ -27,6 +27,7 @@ pub trait Store:
     + IdempotencyStore
     + super::oauth::OAuthStore
     + super::grants::GrantStore
+    + super::mail::MailOutbox
     + super::oauth::PushedRequests
     + PasskeyStore
     + 'static
@@ -35,8 +36,8 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
 
     /// Deletes expired revocations, expired sessions, audit events older than
-    /// `audit_before`, stale login-attempt counters and idempotency keys older than 24 h,
-    /// in one transaction.
+    /// `audit_before`, stale login-attempt counters, idempotency keys older than 24 h and
+    /// mails sent more than a day ago, in one transaction.
     async fn prune(&self, now: DateTime<Utc>, audit_before: DateTime<Utc>) -> StoreResult<()>;
 }
 

@@ -15,6 +15,7 @@ mod js_clients;
 mod limits;
 mod lockout;
 mod mail;
+mod mail_outbox;
 mod metrics;
 mod mfa;
 mod oauth;

@@ -20,6 +20,7 @@
 //! | `par.rs` | [`PushedRequests`](crate::store::oauth::PushedRequests) |
 //! | `passkeys.rs` | [`PasskeyStore`](crate::store::PasskeyStore) |
 //! | `grants.rs` | [`GrantStore`](crate::store::GrantStore) |
+//! | `mail_outbox.rs` | [`MailOutbox`](crate::store::MailOutbox) |
 //!
 //! Every statement is one SQL text both databases accept: `$N` placeholders (sqlx's
 //! SQLite driver binds them by number too), `TRUE`/`FALSE`, `ON CONFLICT`, `RETURNING`,
@@ -39,6 +40,7 @@ mod grants;
 mod idempotency;
 mod keys;
 mod lockout;
+mod mail_outbox;
 mod mail_tokens;
 mod mfa;
 mod oauth;
@@ -160,6 +162,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
             .await?;
         sqlx::query::<DB>("DELETE FROM oauth_par_requests WHERE expires_at <= $1")
             .arg(ms(now))
+            .run(&mut tx)
+            .await?;
+        sqlx::query::<DB>("DELETE FROM mail_outbox WHERE sent_at < $1")
+            .arg(ms(now - crate::store::mail::SENT_RETENTION))
             .run(&mut tx)
             .await?;
         commit(tx).await
