@@ -89,7 +89,11 @@ pub enum ClientCommand {
     /// List the clients as JSON lines.
     List,
     /// Delete a client and revoke every token it holds.
-    Delete { client_id: String },
+    Delete {
+        /// Clients made before ids always began with a letter or digit may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,4 +380,31 @@ async fn user_command(service: &Arc<Service>, cmd: UserCommand) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_client_id_that_begins_with_a_dash_is_an_id_not_a_flag() {
+        let cli = Cli::try_parse_from(["tradeauth", "client", "delete", "-FhctfF00CLgz6t4lCcRPQ"])
+            .expect("parsed");
+        match cli.command {
+            Command::Client(ClientCommand::Delete { client_id }) => {
+                assert_eq!(client_id, "-FhctfF00CLgz6t4lCcRPQ")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_client_ids_begin_with_a_letter_or_digit() {
+        for _ in 0..2000 {
+            let id = crate::service::oauth::new_client_id();
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+            assert_eq!(id.len(), 22);
+        }
+    }
 }

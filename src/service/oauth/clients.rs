@@ -292,7 +292,7 @@ impl Service {
         }
         let now = Utc::now();
         let mut client = OAuthClient {
-            client_id: random_token(16),
+            client_id: super::new_client_id(),
             name: String::new(),
             secret_hash: None,
             client_type: ClientType::Confidential,

@@ -119,6 +119,17 @@ pub(crate) fn random_token(n: usize) -> String {
     B64.encode(bytes)
 }
 
+/// A new client id: 16 random bytes, base64url, never starting with `-` or `_`, so it can
+/// be passed to a command line (`tradeauth client delete ID`) or typed without surprise.
+pub(crate) fn new_client_id() -> String {
+    loop {
+        let id = random_token(16);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
+    }
+}
+
 /// SHA-256 of a secret, as stored.
 pub(crate) fn hash(secret: &str) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
