@@ -44,7 +44,7 @@ pub fn counter_key(
     };
     match scope {
         LockoutScope::Account => base,
-        LockoutScope::AccountIp => format!("{base}|ip:{ip}"),
+        LockoutScope::AccountIp => format!("{base}|ip:{}", super::network::client_bucket(ip)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Addresses an API key may be used from.
+//! Addresses an API key may be used from, and the client address a per-address limit or
+//! lockout counts.
 
 use super::FieldError;
 use ipnet::IpNet;
@@ -93,5 +94,35 @@ mod tests {
         for bad in ["", "10.0.0.0/33", "localhost", "1.2.3"] {
             assert!(AllowedIp::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// The client a per-address rate limit or `account_ip` lockout counter is keyed by: an IPv4
+/// address as it is, an IPv6 address by its /64. One host is usually given a whole /64 and
+/// can rotate through it, so counting each /128 apart would let it start afresh at will.
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, a dual-stack listener) counts as its
+/// IPv4 address.
+pub fn client_bucket(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::client_bucket;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_ipv4_as_itself() {
+        let b = |s: &str| client_bucket(s.parse().unwrap());
+        assert_eq!(b("2001:db8:1:2::1"), b("2001:db8:1:2:ffff:0:0:9"));
+        assert_eq!(b("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+        assert_eq!(b("192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("::ffff:192.0.2.7"), "192.0.2.7");
     }
 }

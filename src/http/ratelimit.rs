@@ -74,7 +74,8 @@ async fn limit_requests(
         return next.run(req).await;
     }
     let ip_addr = request_ip(req.extensions(), req.headers(), service);
-    let ip = ip_addr.to_string();
+    // IPv6 by its /64: one host can rotate through its whole /64 (`client_bucket`).
+    let ip = crate::domain::network::client_bucket(ip_addr);
     let limits = config.rate_limits;
 
     // Login and refresh need a look at the body; it is put back untouched.

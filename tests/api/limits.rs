@@ -141,6 +141,32 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
         .assert(429, Some("rate_limited"));
 }
 
+/// One host is given a whole IPv6 /64 and can rotate through it: the per-address limits
+/// count an IPv6 client by its /64 (code review L7), an IPv4 client by its address.
+#[tokio::test]
+async fn an_ipv6_client_is_counted_by_its_64() {
+    let app = spawn_with(|s| {
+        s.set("rate_limit", "on")
+            .set("rate_limit_login_ip", "2/min")
+            .set("lockout_threshold", "100")
+            .set("trusted_proxies", "127.0.0.0/8")
+    })
+    .await;
+    for (ip, who) in [("2001:db8:1:2::1", "a"), ("2001:db8:1:2::ffff:7", "b")] {
+        login_from(&app, Some(ip), &format!("{who}@example.com"))
+            .await
+            .assert(401, None);
+    }
+    // A third address of the same /64: the same bucket, spent.
+    login_from(&app, Some("2001:db8:1:2:9::3"), "c@example.com")
+        .await
+        .assert(429, Some("rate_limited"));
+    // The next /64 is another client.
+    login_from(&app, Some("2001:db8:1:3::1"), "d@example.com")
+        .await
+        .assert(401, None);
+}
+
 #[tokio::test]
 async fn registration_and_writes_are_limited() {
     let app = spawn_with(|s| {

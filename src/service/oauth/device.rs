@@ -163,7 +163,11 @@ impl Service {
         ip: std::net::IpAddr,
     ) -> Result<String, Error> {
         let d = self
-            .hit_limit("device-code", &ip.to_string(), CODE_ENTRY_LIMIT)
+            .hit_limit(
+                "device-code",
+                &crate::domain::network::client_bucket(ip),
+                CODE_ENTRY_LIMIT,
+            )
             .await;
         if !d.allowed {
             return Err(Error::RateLimited {
