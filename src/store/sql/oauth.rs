@@ -3,7 +3,7 @@
 
 use super::backend::{Backend, Col, QueryExt};
 use super::revocations::REVOKE_SID;
-use super::{commit, parse_uuid, uuid_col, SqlStore};
+use super::{commit, uuid_col, SqlStore};
 use crate::domain::fapi::{AuthMethod, ClientFapi};
 use crate::domain::oauth::{ClientType, GrantType, OAuthClient, Scopes};
 use crate::domain::{Session, Tier, UserId};
@@ -119,20 +119,7 @@ async fn revoke_where<DB: Backend>(
         .arg(b)
         .all(&mut **tx)
         .await?;
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|r| r.col("id"))
-        .collect::<StoreResult<_>>()?;
-    for id in &ids {
-        sqlx::query::<DB>(REVOKE_SID)
-            .arg(id.as_str())
-            .arg(ms(until))
-            .arg(ms(now))
-            .run(&mut **tx)
-            .await?;
-        super::grants::enqueue_logout::<DB>(&mut **tx, id, now).await?;
-    }
-    ids.iter().map(|s| parse_uuid(s, "id")).collect()
+    super::revocations::record_ended(tx, &rows, now, until).await
 }
 
 #[async_trait]

@@ -116,6 +116,18 @@ pub(super) async fn end_sessions_in<DB: Backend>(
             .await?
         }
     };
+    record_ended(tx, &rows, now, until).await
+}
+
+/// For sessions just marked revoked inside `tx` (`rows`: their `id`s, as `RETURNING id`
+/// gives them): writes their `sid` revocation records and queues the back-channel logouts
+/// they call for, in the same transaction. Their ids.
+pub(super) async fn record_ended<DB: Backend>(
+    tx: &mut Transaction<'static, DB>,
+    rows: &[DB::Row],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> StoreResult<Vec<Uuid>> {
     let ids: Vec<String> = rows
         .iter()
         .map(|r| r.col("id"))
@@ -131,10 +143,7 @@ pub(super) async fn end_sessions_in<DB: Backend>(
         // is queued in the same transaction.
         super::grants::enqueue_logout::<DB>(&mut **tx, id, now).await?;
     }
-    Ok(ids
-        .iter()
-        .filter_map(|s| parse_uuid(s, "id").ok())
-        .collect())
+    ids.iter().map(|s| parse_uuid(s, "id")).collect()
 }
 
 fn revocation_from_row<DB: Backend>(row: &DB::Row) -> StoreResult<RevocationRow> {
